@@ -1,0 +1,48 @@
+# teleop — build, run, test.
+#   make run    the demo on the embedded default (no hardware, no cloud account)
+#   make test   installs what the tests need, then go vet + go test -race ./...
+
+GO       ?= go
+BIN      ?= bin/teleop
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+TESTFLAGS ?= -race -timeout 20m
+
+.PHONY: all build run test deps vet lint fuzz bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/teleop
+
+run: build
+	$(BIN) demo
+
+# deps installs the Debian and npm packages that tests use. It is idempotent
+# and quick when everything is already present; see scripts/test-deps.sh.
+deps:
+	@bash scripts/test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test $(TESTFLAGS) ./...
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+	@PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+# Short fuzz runs of every decoder; longer runs: make fuzz FUZZTIME=5m
+FUZZTIME ?= 20s
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin dist
