@@ -1,5 +1,6 @@
 # teleop — build, run, test.
-#   make run    the demo on the embedded default (no hardware, no cloud account)
+#   make run    the relay in dev mode on 127.0.0.1:7420 (becomes `teleop demo` once the
+#               simulated robot, agent and console are wired together)
 #   make test   installs what the tests need, then go vet + go test -race ./...
 
 GO       ?= go
@@ -18,7 +19,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/teleop
 
 run: build
-	$(BIN) demo
+	$(BIN) server
 
 # deps installs the Debian and npm packages that tests use. It is idempotent
 # and quick when everything is already present; see scripts/test-deps.sh.
