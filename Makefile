@@ -11,7 +11,7 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: all build run test deps vet lint fuzz bench clean
+.PHONY: all build run test deps vet lint fuzz bench clean firmware
 
 all: build
 
@@ -47,3 +47,8 @@ bench:
 
 clean:
 	rm -rf bin dist
+
+# The reference firmware for the Arduino Uno (gcc-avr, avr-libc) and, where
+# libsimavr-dev is installed, its simavr harness: see firmware/README.md.
+firmware:
+	$(MAKE) -C firmware
