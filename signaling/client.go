@@ -263,6 +263,8 @@ type Session struct {
 	limits    Limits
 	hs        handlers
 
+	testQueued func() // guarded by mu; called after a send is queued (export_test.go)
+
 	// The application's view, advanced by the dispatcher as it delivers
 	// events, so that it agrees with what the handlers have seen.
 	// Guarded by mu.
@@ -277,10 +279,12 @@ type Session struct {
 	drained chan struct{} // cap 1: the dispatcher took an event
 }
 
-// send is one Signal call waiting for its result.
+// send is one Signal or ForceDisconnect call waiting for its result.
 type send struct {
 	id       string
-	sig      Signal
+	op       string // OpSignal or OpForceDisconnect
+	sig      Signal // OpSignal
+	target   string // OpForceDisconnect: the connection to remove
 	enqueued time.Time
 	// Guarded by Session.mu.
 	written     bool       // written on the current socket
@@ -373,7 +377,7 @@ func (s *Session) Connect(ctx context.Context, serverURL, token string) error {
 	}
 	s.self = *w.Connection
 	s.conns = slices.Clone(w.Connections)
-	s.state = stateConnected
+	s.attachLocked(sk)
 	s.log = s.log.With("connection", w.Connection.ConnectionID)
 	s.mu.Unlock()
 	s.log.Info("connected", "session", w.SessionID, "role", w.Role, "connections", len(w.Connections))
@@ -493,12 +497,22 @@ func (s *Session) Signal(ctx context.Context, sig Signal) error {
 		return err
 	}
 	sig.From, sig.Seq, sig.Age, sig.Received = "", 0, 0, time.Time{}
-	snd := &send{
-		id:       strconv.FormatUint(s.ids.Add(1), 10),
-		sig:      sig,
-		enqueued: s.clk.Now(),
-		result:   make(chan error, 1),
-	}
+	return s.submit(ctx, &send{op: OpSignal, sig: sig})
+}
+
+// ForceDisconnect removes the connection with the given ID from the session
+// (moderators only). It returns nil once the relay has done it, or an
+// *Error: 403 (this role may not), 404 (no such connection), 500 (not
+// connected). It is queued across reconnects like a Signal without NoRetry.
+func (s *Session) ForceDisconnect(ctx context.Context, connectionID string) error {
+	return s.submit(ctx, &send{op: OpForceDisconnect, target: connectionID})
+}
+
+// submit queues snd for the writer and waits for its result.
+func (s *Session) submit(ctx context.Context, snd *send) error {
+	snd.id = strconv.FormatUint(s.ids.Add(1), 10)
+	snd.enqueued = s.clk.Now()
+	snd.result = make(chan error, 1)
 	s.mu.Lock()
 	switch {
 	case s.state == stateIdle:
@@ -507,7 +521,7 @@ func (s *Session) Signal(ctx context.Context, sig Signal) error {
 	case s.state == stateEnded || s.closing:
 		s.mu.Unlock()
 		return &Error{Code: CodeNotConnected, Message: "not connected: the session is closed"}
-	case s.state == stateReconnecting && sig.NoRetry:
+	case s.state == stateReconnecting && snd.sig.NoRetry:
 		s.mu.Unlock()
 		return &Error{Code: CodeNotConnected, Message: "not connected: reconnecting"}
 	case len(s.sends) >= s.o.QueueLimit:
@@ -519,7 +533,11 @@ func (s *Session) Signal(ctx context.Context, sig Signal) error {
 	if s.cur != nil {
 		s.cur.poke()
 	}
+	hook := s.testQueued
 	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 
 	select {
 	case err := <-snd.result:

@@ -277,6 +277,7 @@ func (s *Session) run(sk *sconn) {
 			}
 		}
 		s.enqueueLocked(event{kind: evReconnected, rec: rec})
+		s.attachLocked(sk)
 		s.mu.Unlock()
 		if rec.Resumed {
 			s.log.Info("reconnected; connection resumed", "downtime", rec.Downtime, "missed", rec.Missed)
@@ -287,17 +288,19 @@ func (s *Session) run(sk *sconn) {
 	}
 }
 
-// serve runs one socket until it ends and returns why.
-func (s *Session) serve(sk *sconn) error {
-	sk.ctx, sk.cancel = context.WithCancel(s.ctx)
-	s.mu.Lock()
+// attachLocked makes sk the live socket. Its writer, started by serve,
+// first writes what waited for a socket.
+func (s *Session) attachLocked(sk *sconn) {
 	s.state, s.cur = stateConnected, sk
 	if s.closing {
 		sk.bye = true
 	}
-	sk.poke() // write what waited for this socket
-	s.mu.Unlock()
+	sk.poke()
+}
 
+// serve runs one socket until it ends and returns why.
+func (s *Session) serve(sk *sconn) error {
+	sk.ctx, sk.cancel = context.WithCancel(s.ctx)
 	go s.writeLoop(sk)
 
 	ping := defaultPingInterval
@@ -492,13 +495,12 @@ func (s *Session) flush(sk *sconn) error {
 			s.mu.Unlock() // abandoned by its caller meanwhile
 			continue
 		}
-		f := Frame{
-			Op:       OpSignal,
-			ID:       snd.id,
-			Type:     snd.sig.Type,
-			Data:     snd.sig.Data,
-			To:       snd.sig.To,
-			QueuedMs: max(0, s.clk.Now().Sub(snd.enqueued).Milliseconds()),
+		f := Frame{Op: snd.op, ID: snd.id}
+		if snd.op == OpForceDisconnect {
+			f.ConnectionID = snd.target
+		} else {
+			f.Type, f.Data, f.To = snd.sig.Type, snd.sig.Data, snd.sig.To
+			f.QueuedMs = max(0, s.clk.Now().Sub(snd.enqueued).Milliseconds())
 		}
 		snd.written, snd.everWritten = true, true
 		s.mu.Unlock()
