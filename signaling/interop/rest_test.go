@@ -19,7 +19,8 @@ import (
 // restRecorder is an OpenTok-shaped REST endpoint that records every request and
 // answers as the service does: createSession → [{"session_id": …}], signal and
 // forceDisconnect → 204, connection "gone" → 404, bad X-OPENTOK-AUTH → 403. It is a
-// stand-in until the relay's REST API can be mounted here instead.
+// recorder, so shapes are checked independently of the relay (relay_test.go runs the
+// SDK against the real relay).
 type restRecorder struct {
 	srv       *httptest.Server
 	sessionID string // what createSession returns
