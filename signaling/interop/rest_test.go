@@ -269,3 +269,26 @@ func TestSDKRESTAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestSDKRESTUnreachable documents an SDK bug: signal and forceDisconnect to an
+// unreachable server throw a TypeError inside the SDK (it reads response.status of a
+// null response) instead of calling back; interop.js reports it as the call's error.
+func TestSDKRESTUnreachable(t *testing.T) {
+	t.Parallel()
+	s := newSDK(t)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	url := gone.URL
+	gone.Close()
+	sid := newSessionID(t, apiKey, "")
+	res := s.run(t,
+		creds(cmd{"op": "signal", "apiUrl": url, "sessionId": sid, "type": "t", "data": "d"}),
+		creds(cmd{"op": "forceDisconnect", "apiUrl": url, "sessionId": sid, "connectionId": "c-1"}),
+		creds(cmd{"op": "createSession", "apiUrl": url}),
+	)
+	for i, r := range res {
+		if r.OK {
+			t.Errorf("call %d to a closed server succeeded", i)
+		}
+		t.Logf("call %d: %s: %s", i, r.Name, r.Error)
+	}
+}

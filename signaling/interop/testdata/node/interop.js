@@ -29,10 +29,25 @@ function client(cmd) {
   return new OpenTok(cmd.apiKey, cmd.apiSecret, env);
 }
 
+// pending rejects the SDK call in flight (commands run one at a time). opentok 2.23.2's
+// signal and forceDisconnect read response.status in their fetch error path, where
+// response is null: the TypeError becomes an unhandled rejection that would kill the
+// process and never call back. It is reported as that command's error instead.
+let pending = null;
+process.on('unhandledRejection', (err) => {
+  if (!pending) throw err;
+  pending(err);
+});
+
 // call adapts the SDK's (err, value) callbacks to a promise.
 function call(fn) {
   return new Promise((resolve, reject) => {
-    fn((err, value) => (err ? reject(err) : resolve(value)));
+    pending = reject;
+    fn((err, value) => {
+      pending = null;
+      if (err) reject(err);
+      else resolve(value);
+    });
   });
 }
 
