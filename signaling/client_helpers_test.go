@@ -2,13 +2,13 @@ package signaling_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,45 +199,81 @@ func (c *client) send(sig signaling.Signal) {
 // real network failure as the client sees one.
 type conns struct {
 	mu    sync.Mutex
-	all   []net.Conn
+	all   []*testConn
 	dials int
-	fail  bool // refuse new dials
+}
+
+// testConn is a real TCP connection that a test can cut or stall.
+type testConn struct {
+	net.Conn
+	stalled atomic.Bool
+	once    sync.Once
+	closed  chan struct{}
+}
+
+// Read returns what the relay sent, unless the connection is stalled: then
+// what arrives is lost, as on a black-holed network, until Close.
+func (c *testConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.stalled.Load() {
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *testConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 func (cs *conns) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	cs.mu.Lock()
 	cs.dials++
-	fail := cs.fail
 	cs.mu.Unlock()
-	if fail {
-		return nil, fmt.Errorf("dial %s: test refuses", addr)
-	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
+	tc := &testConn{Conn: nc, closed: make(chan struct{})}
 	cs.mu.Lock()
-	cs.all = append(cs.all, nc)
+	cs.all = append(cs.all, tc)
 	cs.mu.Unlock()
-	return nc, nil
+	return tc, nil
 }
 
-// breakLast closes the newest connection.
-func (cs *conns) breakLast(t testing.TB) {
+// last returns the newest connection.
+func (cs *conns) last(t testing.TB) *testConn {
 	t.Helper()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if len(cs.all) == 0 {
-		t.Fatal("no connection to break")
+		t.Fatal("no connection dialed")
 	}
-	cs.all[len(cs.all)-1].Close()
+	return cs.all[len(cs.all)-1]
 }
+
+// breakLast closes the newest connection under the client.
+func (cs *conns) breakLast(t testing.TB) { t.Helper(); cs.last(t).Close() }
 
 func (cs *conns) count() int {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return cs.dials
+}
+
+// recv waits for a value on ch.
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("no %s within %v", what, wait)
+		var zero T
+		return zero
+	}
 }
 
 // checkGoroutines fails the test if goroutines of the signaling client
