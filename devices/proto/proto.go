@@ -90,13 +90,10 @@ func trimLine(line []byte) []byte {
 	return out
 }
 
-// splitChecksum splits "body*HH". has reports a '*' (the last one); ok
-// reports that exactly two upper-case hex digits follow it.
+// splitChecksum splits "body*HH" at the first '*'. has reports a '*'; ok
+// reports that exactly two upper-case hex digits follow it and end the line.
 func splitChecksum(line []byte) (body []byte, sum byte, has, ok bool) {
-	i := len(line) - 1
-	for i >= 0 && line[i] != '*' {
-		i--
-	}
+	i := indexByte(line, '*')
 	if i < 0 {
 		return line, 0, false, false
 	}

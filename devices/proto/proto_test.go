@@ -107,7 +107,7 @@ func TestParseCommand(t *testing.T) {
 		{name: "lower verb", line: "5 ping", code: CodeParse, seq: 5, hasSeq: true, text: "parse"},
 		{name: "double space", line: "5 VEL  1 2", code: CodeParse, seq: 5, hasSeq: true, text: "parse"},
 		{name: "trailing space", line: "5 PING ", code: CodeParse, seq: 5, hasSeq: true, text: "parse"},
-		{name: "two stars", line: "1 PING*01*" + hex2("1 PING*01"), code: CodeParse, seq: 1, hasSeq: true, text: "parse"},
+		{name: "two stars", line: "1 PING*01*" + hex2("1 PING*01"), code: CodeChecksum, text: "checksum"},
 		{name: "control byte", line: "5 PI\x01NG", code: CodeParse, text: "parse"},
 		{name: "high byte", line: "5 PING \xff", code: CodeParse, text: "parse"},
 		{name: "tab", line: "5\tPING", code: CodeParse, text: "parse"},
