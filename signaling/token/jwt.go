@@ -9,9 +9,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// jsonNumber lets a minted claim be a JSON number written exactly as given.
-type jsonNumber = json.Number
-
 // parseJWT verifies a session JWT and collects its claims. The SDKs differ in small
 // ways, so claims are read liberally: iss and nonce may be strings or numbers, times
 // may be integers, floats or digit strings.

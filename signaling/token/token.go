@@ -2,6 +2,7 @@ package token
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -143,7 +144,7 @@ func mintJWT(f fields, secret string) (string, error) {
 		"session_id":                f.sessionID,
 		"role":                      string(f.role),
 		"initial_layout_class_list": "",
-		"nonce":                     jsonNumber(f.nonce),
+		"nonce":                     json.Number(f.nonce), // written as a number, as the Node SDK does
 		"create_time":               f.create,
 		"expire_time":               f.expire,
 	}
@@ -327,7 +328,7 @@ func checkAPIKey(apiKey string) error {
 	}
 	for _, r := range apiKey {
 		if !isKeyChar(r) {
-			return fmt.Errorf("api key %q: character %q is not one of A-Z a-z 0-9 - _ .", apiKey, r)
+			return fmt.Errorf("api key %q: character %q is not allowed (only A-Z a-z 0-9 and - _ . are)", apiKey, r)
 		}
 	}
 	return nil
