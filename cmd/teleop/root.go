@@ -20,6 +20,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(),
 		newTokenCmd(),
+		newListenCmd(),
+		newSignalCmd(),
 	)
 	return root
 }
