@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -78,8 +79,8 @@ type client struct {
 	t       *testing.T
 	ws      *websocket.Conn
 	welcome *signaling.Frame
-	id      string // connection ID
-	n       int    // ids of sends
+	id      string             // connection ID
+	n       int                // ids of sends
 	pending []*signaling.Frame // events read while waiting for a result
 }
 
@@ -249,4 +250,34 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// rest builds a REST request with a valid project JWT.
+func (h *harness) rest(method, path, body string) *http.Request {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	jwt, err := token.NewProjectJWT(testKey, testSecret, h.clock.Now(), 3*time.Minute)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("X-OPENTOK-AUTH", jwt)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req
+}
+
+// do sends req and returns the status and body.
+func (h *harness) do(req *http.Request) (int, string) {
+	h.t.Helper()
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

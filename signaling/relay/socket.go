@@ -123,7 +123,7 @@ type sock struct {
 	closing   bool   // guarded by mu
 	why       why    // guarded by mu: set with closing
 	closeText string // guarded by mu
-	peerCode  int    // guarded by mu: the close code the client sent, echoed for whyPeerAbnormal
+	peerCode  int    // guarded by mu: the close code the client sent, echoed
 }
 
 // enqueue queues it unless the socket is closing (ok false, full false) or
@@ -518,7 +518,7 @@ func (sk *sock) writeItems(batch []item, frame *[]byte) error {
 func (sk *sock) writeClose(w why, text string, peerCode int) {
 	if w != whyNetwork {
 		code := w.closeCode()
-		if w == whyPeerAbnormal {
+		if w == whyPeerClosed || w == whyPeerAbnormal {
 			code = peerCode // echo what the client sent
 		}
 		_ = sk.fc.SetWriteDeadline(time.Now().Add(closeWait))
