@@ -22,6 +22,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newTokenCmd(),
 		newListenCmd(),
 		newSignalCmd(),
+		newServerCmd(),
 	)
 	return root
 }
