@@ -85,16 +85,21 @@ type Options struct {
 
 	// QueueLimit bounds the sends that wait for their result, including
 	// those queued while reconnecting. A Signal call beyond it fails at
-	// once with ErrQueueFull. Default 256.
+	// once with ErrQueueFull. Default and maximum 256: the relay remembers
+	// the outcome of the last 256 send ids of a connection, which is what
+	// makes a resend after a lost result deliver at most once.
 	QueueLimit int
 
 	// EventBuffer bounds the events received but not yet handed to the
-	// handlers. When it is full the client stops reading: it drops the
-	// socket (the relay keeps the connection in its grace period and holds
-	// later events in its replay buffer), waits until the handlers have
-	// worked the buffer down to half, and resumes. Nothing is lost or
-	// reordered unless the relay's replay buffer overflows meanwhile, which
-	// Reconnected.Missed reports. Default 1024.
+	// handlers. When it is full, the client keeps reading the socket
+	// (results and pongs still arrive, so a handler may go on calling
+	// Signal) but discards every further event on that socket without
+	// counting it as received. Once the handlers have worked the buffer
+	// down to half, the client drops the socket and resumes, and the relay
+	// replays the discarded events from its replay buffer: nothing is lost
+	// or reordered unless more events than the relay holds
+	// (limits.replayFrames) were discarded, which Reconnected.Missed then
+	// reports. Default 1024.
 	EventBuffer int
 
 	// NetDialContext, when set, dials the TCP connection (as in
@@ -127,7 +132,7 @@ func (o *Options) withDefaults() Options {
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if c.QueueLimit <= 0 {
+	if c.QueueLimit <= 0 || c.QueueLimit > DefaultQueueLimit {
 		c.QueueLimit = DefaultQueueLimit
 	}
 	if c.EventBuffer <= 0 {
@@ -248,7 +253,6 @@ type Session struct {
 	token     string
 	resumeKey string
 	lastSeq   uint64 // highest seq handed to the event queue
-	welcomeAt time.Time
 
 	mu sync.Mutex
 	// Guarded by mu.
@@ -276,7 +280,9 @@ type Session struct {
 	counted int           // signal and connection events in events
 	evEnd   bool          // no event follows those queued
 	evWake  chan struct{} // cap 1: events were queued
-	drained chan struct{} // cap 1: the dispatcher took an event
+	// overflowed is the socket whose events no longer fit in the buffer;
+	// the dispatcher cuts it once the buffer is down to half.
+	overflowed *sconn
 }
 
 // send is one Signal or ForceDisconnect call waiting for its result.
@@ -308,7 +314,6 @@ func NewSession(opts *Options) *Session {
 		done:    make(chan struct{}),
 		byID:    make(map[string]*send),
 		evWake:  make(chan struct{}, 1),
-		drained: make(chan struct{}, 1),
 		hs:      handlers{byType: map[string][]func(Signal){}},
 	}
 }
@@ -467,8 +472,8 @@ func (s *Session) Connected() bool {
 // refusal, or ReconnectTimeout), after the last handler has returned.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
-// Err returns why the session ended: nil while it runs and after Close;
-// an *Error, a *CloseError or a reconnect failure otherwise.
+// Err returns why the session ended: nil while it runs or when Close ended
+// it; an *Error, a *CloseError or a reconnect failure otherwise.
 func (s *Session) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -20,9 +20,9 @@ import (
 	"github.com/teleop/teleop/clock"
 )
 
-// errSlowHandlers ends a socket whose events the handlers cannot keep up
-// with (Options.EventBuffer).
-var errSlowHandlers = errors.New("handlers fell behind: event buffer full, pausing to resume later")
+// errSlowHandlers ends a socket on which events were discarded because the
+// handlers fell behind (Options.EventBuffer), to resume and get them again.
+var errSlowHandlers = errors.New("handlers fell behind: event buffer was full, resuming to replay the events discarded meanwhile")
 
 // sconn is one WebSocket of a Session. The supervisor (run) reads it; the
 // writer goroutine (writeLoop) is the only code that writes to it.
@@ -45,10 +45,11 @@ type sconn struct {
 	reason   string // from a disconnected frame
 
 	// Guarded by Session.mu.
-	ctrl    []Frame               // ping ops to write
-	pings   map[string]chan error // outstanding Ping calls
-	bye     bool                  // write a disconnect frame
-	byeSent bool
+	ctrl       []Frame               // ping ops to write
+	pings      map[string]chan error // outstanding Ping calls
+	bye        bool                  // write a disconnect frame
+	byeSent    bool
+	discarding bool // the event buffer overflowed: drop every further event
 }
 
 func (sk *sconn) poke() {
@@ -216,6 +217,10 @@ func (s *Session) run(sk *sconn) {
 		cause := s.serve(sk)
 
 		s.mu.Lock()
+		s.cur = nil // no Ping or send may wait on this socket any more
+		if s.overflowed == sk {
+			s.overflowed = nil // the resume replays what it discarded
+		}
 		for id, ch := range sk.pings {
 			ch <- &Error{Code: CodeNotConnected, Message: "not connected: the socket dropped"}
 			delete(sk.pings, id)
@@ -355,34 +360,35 @@ func (s *Session) readLoop(sk *sconn, dead time.Duration) error {
 			s.log.Warn("undecodable frame from the relay", "err", err)
 			continue
 		}
-		if err := s.handleFrame(sk, f); err != nil {
-			sk.fail(err)
-			return err
-		}
+		s.handleFrame(sk, f)
 	}
 }
 
-// handleFrame acts on one frame from the relay. It returns errSlowHandlers
-// when an event does not fit in the event buffer.
-func (s *Session) handleFrame(sk *sconn, f *Frame) error {
+// handleFrame acts on one frame from the relay.
+func (s *Session) handleFrame(sk *sconn, f *Frame) {
 	switch f.Op {
 	case OpSignal, OpConnectionCreated, OpConnectionDestroyed:
 		if f.Seq != 0 && f.Seq <= s.lastSeq {
 			s.log.Debug("dropping an event already delivered", "seq", f.Seq, "last", s.lastSeq)
-			return nil
+			return
 		}
 		if f.Seq != 0 && f.Seq != s.lastSeq+1 {
 			s.log.Debug("sequence gap", "seq", f.Seq, "last", s.lastSeq)
 		}
-		e, ok := s.eventOf(f)
-		if ok {
-			s.mu.Lock()
-			ok = s.enqueueLocked(e)
-			s.mu.Unlock()
-			if !ok {
-				return errSlowHandlers
+		e, ok := s.eventOf(f) // !ok: malformed, skipped
+		s.mu.Lock()
+		if sk.discarding || (ok && !s.enqueueLocked(e)) {
+			// Not received: lastSeq stays, and the resume that follows
+			// the drain gets this event replayed.
+			if !sk.discarding {
+				sk.discarding, s.overflowed = true, sk
+				s.log.Warn("handlers fell behind; discarding events until they catch up, then resuming",
+					"buffer", s.o.EventBuffer, "seq", f.Seq)
 			}
+			s.mu.Unlock()
+			return
 		}
+		s.mu.Unlock()
 		if f.Seq != 0 {
 			s.lastSeq = f.Seq
 		}
@@ -414,7 +420,6 @@ func (s *Session) handleFrame(sk *sconn, f *Frame) error {
 	default:
 		s.log.Debug("ignoring frame", "op", f.Op)
 	}
-	return nil
 }
 
 // eventOf converts an event frame; ok is false for a malformed one.
@@ -557,9 +562,6 @@ func (s *Session) reconnect() (*sconn, error) {
 		if err := s.sleep(wait); err != nil {
 			return nil, err
 		}
-		if err := s.waitDrained(); err != nil {
-			return nil, err
-		}
 
 		token := s.token
 		var err error
@@ -604,24 +606,6 @@ func (s *Session) sleep(d time.Duration) error {
 	case <-s.ctx.Done():
 		t.Stop()
 		return s.ctx.Err()
-	}
-}
-
-// waitDrained waits until the handlers have worked the event buffer down to
-// half, so that a resume after errSlowHandlers does not overflow it again.
-func (s *Session) waitDrained() error {
-	for {
-		s.mu.Lock()
-		n := s.counted
-		s.mu.Unlock()
-		if n <= s.o.EventBuffer/2 {
-			return nil
-		}
-		select {
-		case <-s.drained:
-		case <-s.ctx.Done():
-			return s.ctx.Err()
-		}
 	}
 }
 

@@ -141,10 +141,13 @@ func (s *Session) dispatch() {
 			s.counted--
 		}
 		calls := s.applyLocked(&e)
+		var cut *sconn
+		if s.overflowed != nil && s.counted <= s.o.EventBuffer/2 {
+			cut, s.overflowed = s.overflowed, nil
+		}
 		s.mu.Unlock()
-		select {
-		case s.drained <- struct{}{}:
-		default:
+		if cut != nil {
+			cut.fail(errSlowHandlers) // resume to get the discarded events
 		}
 		calls()
 	}

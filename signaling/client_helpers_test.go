@@ -100,8 +100,8 @@ type client struct {
 
 // Recorded events.
 type (
-	created      struct{ c signaling.Connection }
-	destroyed    struct {
+	created   struct{ c signaling.Connection }
+	destroyed struct {
 		c      signaling.Connection
 		reason string
 	}
@@ -163,16 +163,6 @@ func nextOf[T any](c *client) T {
 		c.t.Fatalf("%s: got event %T %+v, want a %T", c.ID(), e, e, zero)
 	}
 	return v
-}
-
-// skipTo discards events until a T arrives.
-func skipTo[T any](c *client) T {
-	c.t.Helper()
-	for {
-		if v, ok := c.next().(T); ok {
-			return v
-		}
-	}
 }
 
 // quiet fails if an event is pending right now. Call it after a barrier.

@@ -168,7 +168,7 @@ func TestListenPrintsEvents(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, m = nextLine(t, lines)
+	raw, _ = nextLine(t, lines)
 	var sl signalLine
 	json.Unmarshal([]byte(raw), &sl)
 	sl.AgeMs = 0
