@@ -420,3 +420,30 @@ func TestReconnectTimeout(t *testing.T) {
 		t.Fatalf("disconnected with %v", e.err)
 	}
 }
+
+func TestResumeReportsMissed(t *testing.T) {
+	checkGoroutines(t)
+	clk := newFakeClock()
+	r := startRelay(t, &relay.Options{ReplayFrames: 2}, nil)
+	var cs conns
+	a := dial(t, r.URL, "missed", "a", &signaling.Options{Clock: clk, NetDialContext: cs.dial})
+	b := dial(t, r.URL, "missed", "b", nil)
+	nextOf[created](a)
+
+	cs.breakLast(t)
+	nextOf[reconnecting](a)
+	for i := 1; i <= 5; i++ {
+		b.send(signaling.Signal{Type: "n", Data: strconv.Itoa(i), To: a.ID()})
+	}
+	advanceBackoff(t, clk)
+	rec := nextOf[signaling.Reconnected](a)
+	if !rec.Resumed || rec.Missed != 3 {
+		t.Fatalf("reconnected %+v, want resumed with 3 missed", rec)
+	}
+	for _, want := range []string{"4", "5"} {
+		s := nextOf[signaling.Signal](a)
+		if s.Data != want || !s.Received.Equal(clk.Now()) {
+			t.Fatalf("got %q received %v, want %s received at %v", s.Data, s.Received, want, clk.Now())
+		}
+	}
+}
