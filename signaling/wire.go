@@ -15,9 +15,15 @@ const (
 	MaxSignalIDLen    = 64   // client-chosen id of a send
 	MaxConnectionData = 1024 // bytes, as the official SDKs enforce
 
-	// MaxFrameBytes bounds one WebSocket message in either direction. A
-	// signal frame with maximal type and data, all escaped, fits.
+	// MaxFrameBytes bounds one client → relay WebSocket message. A signal
+	// frame with maximal type and data, all escaped, fits. Relay → client
+	// frames (a welcome with many connections) can be larger.
 	MaxFrameBytes = 64 << 10
+
+	// MaxRememberedSends is how many recent send ids the relay remembers per
+	// connection to answer a resent id without delivering twice; a client
+	// keeps at most this many sends awaiting a result.
+	MaxRememberedSends = 256
 )
 
 // Ops name the frames of the session protocol.
