@@ -23,6 +23,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newListenCmd(),
 		newSignalCmd(),
 		newServerCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

@@ -166,8 +166,12 @@ func New(opts *Options) (*Server, error) {
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		WriteBufferPool:  &sync.Pool{},
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked before the upgrade
+		// A small read buffer of its own (rather than net/http's 4 KB) and
+		// pooled write buffers keep an idle socket small; frames larger
+		// than the buffer are read straight into the frame's buffer.
+		ReadBufferSize:  1024,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
 	}
 	s.metrics = newMetrics(o.Registry, private)
 

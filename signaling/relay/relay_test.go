@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/teleop/teleop/signaling"
+	"github.com/teleop/teleop/signaling/relay"
 	"github.com/teleop/teleop/signaling/token"
 )
 
@@ -151,7 +152,9 @@ func TestSignalCodes(t *testing.T) {
 // receiver sees each sender's signals in order and seq without gaps.
 func TestPerSenderOrder(t *testing.T) {
 	const senders, perSender, receivers = 4, 300, 3
-	h := newHarness(t, nil)
+	// Senders do not wait for anything here: a queue that holds everything
+	// keeps a receiver that the scheduler starves from being a slow consumer.
+	h := newHarness(t, &relay.Options{SendQueue: senders * perSender * 3})
 	var all []*client
 	for i := 0; i < senders+receivers; i++ {
 		all = append(all, h.join(testSess, token.Publisher, ""))

@@ -103,9 +103,9 @@ func (w why) grace() bool {
 	return false
 }
 
-// sock is one WebSocket. Its reader is the HTTP handler's goroutine
-// (serveConnect); its writer is writeLoop, the only goroutine that writes to
-// ws (the handler writes once, the handshake, before writeLoop starts).
+// sock is one WebSocket. Its reader is run (readLoop), its writer
+// writeLoop, the only goroutine that writes to ws (the HTTP handler writes
+// once, the handshake, before either starts).
 type sock struct {
 	// Static after serveConnect sets them up.
 	srv        *Server
@@ -195,8 +195,7 @@ func (sk *sock) isClosing() bool {
 }
 
 // serveConnect is GET /v1/connect: upgrade, admit (token or resume), then
-// read until the socket ends. The handler goroutine is the socket's reader
-// and the owner of its writer.
+// hand the socket to its reader goroutine (run).
 func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
 		writeJSONError(w, http.StatusBadRequest, "GET /v1/connect is a WebSocket endpoint: send an Upgrade: websocket request")
@@ -210,17 +209,17 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, "relay is shutting down")
 		return
 	}
-	defer s.wg.Done()
-
 	hw := &hijackWrapper{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
+		s.wg.Done()
 		s.log.Debug("upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return // the upgrader answered with an HTTP error
 	}
 	_ = hw.fc.SetWriteDeadline(time.Now().Add(writeWait))
 	if err := hw.fc.Flush(); err != nil { // the handshake response
 		hw.fc.Close()
+		s.wg.Done()
 		return
 	}
 	sk := &sock{
@@ -234,21 +233,25 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		ws.Close()
+		hw.fc.Close()
+		s.wg.Done()
 		return
 	}
 	s.socks[sk] = struct{}{}
 	s.mu.Unlock()
 	s.metrics.sockets.Add(1)
-	defer func() {
-		s.mu.Lock()
-		delete(s.socks, sk)
-		s.mu.Unlock()
-		s.metrics.sockets.Add(-1)
-	}()
-
 	s.admit(sk, r)
+	// The socket's reader runs in a goroutine of its own, owned by the
+	// server (its wait group), so that net/http's per-request state and
+	// buffers are released when this handler returns.
+	go sk.run()
+}
 
+// run is the socket's reader and the owner of its writer. It returns when
+// both have ended and the connection's fate is settled.
+func (sk *sock) run() {
+	s := sk.srv
+	defer s.wg.Done()
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -269,6 +272,10 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	<-writerDone
 	sk.fc.Close()
+	s.mu.Lock()
+	delete(s.socks, sk)
+	s.mu.Unlock()
+	s.metrics.sockets.Add(-1)
 	s.metrics.closes.WithLabelValues(reason.String()).Inc()
 	sk.log.Debug("socket closed", "reason", reason)
 }
@@ -348,27 +355,36 @@ func (sk *sock) readLoop() why {
 		return nil
 	})
 	sk.pushDeadline()
-	buf := make([]byte, 0, 512)
 	for {
 		typ, rd, err := ws.NextReader()
 		if err != nil {
 			return sk.classify(err)
 		}
 		sk.pushDeadline()
-		buf, err = readFrame(buf[:0], rd)
+		bp := getBuf()
+		*bp, err = readFrame((*bp)[:0], rd)
+		if err == nil && sk.c != nil && !sk.isClosing() {
+			sk.srv.handleFrame(sk, typ, *bp)
+		}
+		putBuf(bp)
 		if err != nil {
 			if errors.Is(err, errTooBig) {
 				return whyTooBig
 			}
 			return sk.classify(err)
 		}
-		if sk.c == nil || sk.isClosing() {
-			continue
-		}
-		sk.srv.handleFrame(sk, typ, buf)
-		if cap(buf) > 2*readChunk {
-			buf = make([]byte, 0, 512) // don't hold a large buffer on an idle socket
-		}
+	}
+}
+
+// bufPool holds the buffers a socket reads a frame into and writes a batch
+// from, so that an idle socket holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, readChunk); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 4*readChunk {
+		bufPool.Put(b)
 	}
 }
 
@@ -431,10 +447,7 @@ func (sk *sock) writeLoop() {
 	ws, fc := sk.ws, sk.fc
 	ping := time.NewTicker(sk.srv.pingPeriod)
 	defer ping.Stop()
-	var (
-		batch []item
-		frame []byte
-	)
+	var batch []item
 	for {
 		select {
 		case <-sk.wake:
@@ -459,7 +472,7 @@ func (sk *sock) writeLoop() {
 			err = ws.WriteMessage(websocket.PongMessage, pong)
 		}
 		if err == nil && (!closing || w.flush()) {
-			err = sk.writeItems(batch, &frame)
+			err = sk.writeItems(batch)
 		}
 		clear(batch)
 		if cap(batch) > 256 {
@@ -481,10 +494,12 @@ func (sk *sock) writeLoop() {
 
 // writeItems writes queued frames into the flushConn (which writes through
 // every flushSize bytes).
-func (sk *sock) writeItems(batch []item, frame *[]byte) error {
+func (sk *sock) writeItems(batch []item) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	frame := getBuf()
+	defer putBuf(frame)
 	now := sk.srv.clock.Now().UnixNano()
 	var maxSeq uint64
 	signals := 0
@@ -499,9 +514,6 @@ func (sk *sock) writeItems(batch []item, frame *[]byte) error {
 		if it.ev.kind == evSignal {
 			signals++
 		}
-	}
-	if cap(*frame) > 2*readChunk {
-		*frame = nil
 	}
 	if maxSeq > 0 && sk.c != nil && maxSeq > sk.c.written.Load() {
 		sk.c.written.Store(maxSeq)
