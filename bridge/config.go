@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -61,14 +60,12 @@ type Device struct {
 	Settings Settings `yaml:"settings"`
 
 	// raw only.
-	OKPattern  string   `yaml:"ok_pattern"`  // a reply matching it acks "ok"; absent: acks are "sent"
-	ErrPattern string   `yaml:"err_pattern"` // a reply matching it acks "error"
-	StopLine   string   `yaml:"stop_line"`   // sent for stop, deadman and session loss
-	EstopLine  string   `yaml:"estop_line"`  // sent three times for e-stop; default stop_line
-	ClearLine  string   `yaml:"clear_line"`  // sent for clear, if the firmware latches
-	InitLines  []string `yaml:"init_lines"`  // sent after the port opens
-	LineEnding string   `yaml:"line_ending"` // lf (default), crlf or cr
-	MaxLine    int      `yaml:"max_line"`    // bytes including the line ending; default 64
+	OKPattern  string `yaml:"ok_pattern"`  // a reply matching it acks "ok"; absent: acks are "sent"
+	ErrPattern string `yaml:"err_pattern"` // a reply matching it acks "error"
+	StopLine   string `yaml:"stop_line"`   // required: sent for stop, deadman, session loss and shutdown
+	EstopLine  string `yaml:"estop_line"`  // sent three times for e-stop; default stop_line (firmware-protocol.md §10)
+	ClearLine  string `yaml:"clear_line"`  // sent for clear, if the firmware latches
+	MaxLine    int    `yaml:"max_line"`    // bytes including the '\n'; default 64
 }
 
 func (d *Device) setKey(k string) { d.Name = k }
@@ -208,7 +205,7 @@ type Field struct {
 	Min        *float64    `yaml:"min"`
 	Max        *float64    `yaml:"max"`
 	OutOfRange RangePolicy `yaml:"out_of_range"`
-	Default    *string     `yaml:"default"`
+	Default    *string     `yaml:"default,plain"`
 	Required   bool        `yaml:"required"`
 	Values     []string    `yaml:"values"`  // enum
 	Pattern    string      `yaml:"pattern"` // string: the whole value must match
@@ -277,10 +274,10 @@ func (s *Session) Validate() error {
 	}
 	if s.APIKey != "" {
 		if s.APISecret == "" {
-			p.add("api_secret", "required with api_key")
+			p.add("api_key", "needs api_secret")
 		}
 		if s.SessionID == "" {
-			p.add("session_id", "required with api_key (the agent mints its own token for it)")
+			p.add("api_key", "needs session_id (the agent mints its own token for that session)")
 		}
 		if s.Role != "" && !slices.Contains(tokenRoles, s.Role) {
 			p.add("role", "%q is not one of %s (the agent must be able to signal)", s.Role, strings.Join(tokenRoles, ", "))
@@ -355,12 +352,11 @@ func (d *Device) Validate() error {
 	}
 	rawOnly := map[string]bool{
 		"ok_pattern": d.OKPattern != "", "err_pattern": d.ErrPattern != "", "stop_line": d.StopLine != "",
-		"estop_line": d.EstopLine != "", "clear_line": d.ClearLine != "", "init_lines": len(d.InitLines) > 0,
-		"line_ending": d.LineEnding != "", "max_line": d.MaxLine != 0,
+		"estop_line": d.EstopLine != "", "clear_line": d.ClearLine != "", "max_line": d.MaxLine != 0,
 	}
 	switch d.Protocol {
 	case ProtoTeleop1:
-		for _, k := range []string{"ok_pattern", "err_pattern", "stop_line", "estop_line", "clear_line", "init_lines", "line_ending", "max_line"} {
+		for _, k := range []string{"ok_pattern", "err_pattern", "stop_line", "estop_line", "clear_line", "max_line"} {
 			if rawOnly[k] {
 				p.add(k, "only applies to protocol raw")
 			}
@@ -368,7 +364,7 @@ func (d *Device) Validate() error {
 		d.validateSettings(&p)
 	case ProtoRaw:
 		if len(d.Settings) > 0 {
-			p.add("settings", "protocol raw has no settings (no handshake); use init_lines")
+			p.add("settings", "protocol raw has no settings (there is no handshake)")
 		}
 		for _, k := range []string{"ok_pattern", "err_pattern"} {
 			pat := map[string]string{"ok_pattern": d.OKPattern, "err_pattern": d.ErrPattern}[k]
@@ -382,8 +378,8 @@ func (d *Device) Validate() error {
 		if d.ErrPattern != "" && d.OKPattern == "" {
 			p.add("err_pattern", "needs ok_pattern (without one, commands are acked \"sent\" and no reply is read)")
 		}
-		if !slices.Contains([]string{"lf", "crlf", "cr"}, d.LineEnding) {
-			p.add("line_ending", "want lf, crlf or cr, got %q", d.LineEnding)
+		if d.StopLine == "" {
+			p.add("stop_line", "required for protocol raw: the line that stops the robot (deadman, session loss, shutdown, and e-stop sent three times)")
 		}
 		if d.MaxLine < 8 || d.MaxLine > 256 {
 			p.add("max_line", "want 8 to 256 bytes, got %d", d.MaxLine)
@@ -395,11 +391,6 @@ func (d *Device) Validate() error {
 			}
 			if err := checkLine(lines[k], ProtoRaw, d.maxBody()); err != nil {
 				p.add(k, "%v", err)
-			}
-		}
-		for i, l := range d.InitLines {
-			if err := checkLine(l, ProtoRaw, d.maxBody()); err != nil {
-				p.add(fmt.Sprintf("init_lines[%d]", i), "%v", err)
 			}
 		}
 	default:
@@ -432,9 +423,6 @@ func (d *Device) validateSettings(p *problems) {
 			}
 		}
 	}
-	if n := len(d.SettingsLine()); n > 0 && teleopSeqRoom+n+teleopSumRoom > 64 {
-		p.add("settings", "the SET line would be %d bytes with seq and checksum; the limit is 64", teleopSeqRoom+n+teleopSumRoom)
-	}
 }
 
 func checkIntSetting(p *problems, path, v string, lo, hi int) {
@@ -444,8 +432,9 @@ func checkIntSetting(p *problems, path, v string, lo, hi int) {
 	}
 }
 
-// SettingsLine is the body of the SET command the agent sends after each
-// handshake ("SET strict=1 wdog_ms=300 tlm_hz=10"); empty for raw devices.
+// SettingsLine shows the settings the agent applies after each handshake
+// as one SET command ("SET strict=1 wdog_ms=300 tlm_hz=10"); the device
+// layer may split them over several lines to fit 64 bytes. Empty for raw.
 func (d *Device) SettingsLine() string {
 	if d.Protocol != ProtoTeleop1 {
 		return ""
@@ -484,7 +473,7 @@ func (d *Device) PortSpec() string {
 
 // StopCommand is the command line that stops the device in an orderly way:
 // "STOP" for teleop/1 (the device layer adds seq and checksum), stop_line
-// for raw ("" when none is configured, which needs no_stop_line).
+// for raw.
 func (d *Device) StopCommand() string {
 	if d.Protocol == ProtoTeleop1 {
 		return "STOP"
@@ -510,9 +499,6 @@ func (d *Device) ClearCommand() string {
 	return d.ClearLine
 }
 
-// LineTerminator is the bytes that end a raw line: "\n", "\r\n" or "\r".
-func (d *Device) LineTerminator() string { return d.lineEnding() }
-
 // maxBody is the longest command body the device takes: for teleop/1 the
 // 64-byte line minus a 5-digit seq, its space and "*HH\n"; for raw the
 // configured line length minus the line ending.
@@ -520,17 +506,7 @@ func (d *Device) maxBody() int {
 	if d.Protocol == ProtoTeleop1 {
 		return 64 - teleopSeqRoom - teleopSumRoom
 	}
-	return d.MaxLine - len(d.lineEnding())
-}
-
-func (d *Device) lineEnding() string {
-	switch d.LineEnding {
-	case "crlf":
-		return "\r\n"
-	case "cr":
-		return "\r"
-	}
-	return "\n"
+	return d.MaxLine - 1
 }
 
 func joinInts(xs []int) string {

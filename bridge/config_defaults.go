@@ -10,7 +10,7 @@ const (
 	DefaultTokenTTL          = time.Hour               // minted token's lifetime
 	DefaultBaud              = 115200                  // firmware-protocol.md §1
 	DefaultReplyTimeout      = 250 * time.Millisecond  // firmware-protocol.md §7.2
-	DefaultWdogMs            = "500"                   // teleop/1 wdog_ms when not given (the firmware's own default)
+	DefaultWdogMs            = "300"                   // teleop/1 wdog_ms when not given (as devices.DefaultWatchdogMs)
 	DefaultTlmHz             = "10"                    // teleop/1 tlm_hz when not given
 	DefaultRawMaxLine        = 64                      // raw: bytes with the line ending
 	DefaultDeadman           = 500 * time.Millisecond  // the ROS convention (cmd_vel_timeout)
@@ -52,7 +52,6 @@ func (c *Config) ApplyDefaults() {
 				d.Settings = append(d.Settings, Setting{"tlm_hz", DefaultTlmHz})
 			}
 		case ProtoRaw:
-			setString(&d.LineEnding, "lf")
 			if d.MaxLine == 0 {
 				d.MaxLine = DefaultRawMaxLine
 			}

@@ -330,5 +330,5 @@ const (
 
 var allRisks = []Risk{
 	RiskNoDeadman, RiskLongDeadman, RiskNoMaxAge, RiskLongMaxAge, RiskNoStopOnSessionLoss,
-	RiskNoStopOnShutdown, RiskNoStopLine, RiskRestrictedStop, RiskLongDeviceWatchdog,
+	RiskNoStopOnShutdown, RiskRestrictedStop, RiskLongDeviceWatchdog,
 }

@@ -140,6 +140,13 @@ func suggest(s string, known []string) string {
 			best, bestD = k, d
 		}
 	}
+	if best == "" && len(s) >= 3 {
+		for _, k := range known {
+			if len(k) >= 3 && (strings.HasPrefix(s, k) || strings.HasPrefix(k, s)) {
+				return fmt.Sprintf(" (did you mean %q?)", k)
+			}
+		}
+	}
 	if best == "" {
 		return ""
 	}

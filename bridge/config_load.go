@@ -75,6 +75,12 @@ func Parse(name string, data []byte, env func(string) (string, bool)) (*Config, 
 // unknown field (most likely the same setting, misspelt).
 func shadowed(e *Error, decodeErrs Errors) bool {
 	for _, de := range decodeErrs {
+		if strings.HasPrefix(de.Msg, "given twice") {
+			continue // the first one was decoded
+		}
+		if e.Path == parentPath(de.Path) && containsWord(e.Msg, lastSegment(de.Path)) {
+			return true // "credentials missing: give token, …" after token failed to expand
+		}
 		if e.Path == de.Path || strings.HasPrefix(e.Path, de.Path+".") || strings.HasPrefix(e.Path, de.Path+"[") {
 			return true
 		}
@@ -99,4 +105,30 @@ func yamlErrorLine(err error) (int, string) {
 		return n, "YAML: " + m[2]
 	}
 	return 0, msg
+}
+
+func lastSegment(p string) string { return p[len(parentPath(p)):] }
+
+// containsWord reports whether w appears in s between non-word characters.
+func containsWord(s, w string) bool {
+	w = strings.TrimLeft(w, ".")
+	if w == "" {
+		return false
+	}
+	for i := 0; ; {
+		j := strings.Index(s[i:], w)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(w)
+		if (j == 0 || !isWordByte(s[j-1])) && (end == len(s) || !isWordByte(s[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }

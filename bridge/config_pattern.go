@@ -42,6 +42,8 @@ func checkPatternAlphabet(pattern string) error {
 
 func describeRune(r rune) string {
 	switch {
+	case r == -1:
+		return "any character (.)"
 	case r == ' ':
 		return "a space"
 	case r < 0x20 || r == 0x7F:
@@ -84,7 +86,7 @@ func unsafeRune(re *syntax.Regexp) (rune, bool) {
 			}
 		}
 	case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
-		return 0x01, true
+		return -1, true
 	}
 	for _, sub := range re.Sub {
 		if r, bad := unsafeRune(sub); bad {

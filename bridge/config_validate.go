@@ -373,8 +373,8 @@ func (c *Config) Validate() error {
 	p.merge("safety", c.Safety.Validate())
 	p.merge("access", c.Access.Validate())
 	p.merge("outputs", c.Outputs.Validate())
-	if len(c.Mappings) == 0 {
-		p.add("mappings", "no mappings: the agent would do nothing")
+	if !slices.ContainsFunc(c.Mappings, func(m *Mapping) bool { return !m.Implicit }) {
+		p.add("mappings", "no mappings: the agent would do nothing but stop")
 	}
 	risks := riskLedger{acked: c.Safety.IUnderstandTheRisk, used: map[Risk]bool{}}
 	reserved := map[string]string{
@@ -403,6 +403,7 @@ func (c *Config) Validate() error {
 		c.mappingRisks(m, path, &p, &risks)
 	}
 	c.configRisks(&p, &risks)
+	dedupe(&p)
 	for _, r := range c.Safety.IUnderstandTheRisk {
 		if slices.Contains(allRisks, r) && !risks.used[r] {
 			i := slices.Index(c.Safety.IUnderstandTheRisk, r)
@@ -485,25 +486,25 @@ func (r *riskLedger) need(p *problems, risk Risk, path, format string, args ...a
 
 func (c *Config) mappingRisks(m *Mapping, path string, p *problems, r *riskLedger) {
 	if m.Kind == KindSetpoint && m.Deadman != nil {
-		dp := path + ".deadman"
+		dp, what := path+".deadman", fmt.Sprintf(" for setpoint %q", m.Type)
 		if m.deadmanFromSafety {
-			dp = "safety.deadman"
+			dp, what = "safety.deadman", ""
 		}
 		if d := m.Deadman.D(); d == 0 {
-			r.need(p, RiskNoDeadman, dp, "deadman 0 for setpoint %q (the robot keeps its last command when the operator goes quiet)", m.Type)
+			r.need(p, RiskNoDeadman, dp, "deadman 0%s (the robot keeps its last command when the operator goes quiet)", what)
 		} else if d > deadmanLimit {
-			r.need(p, RiskLongDeadman, dp, "deadman %s for setpoint %q (over %s)", *m.Deadman, m.Type, Duration(deadmanLimit))
+			r.need(p, RiskLongDeadman, dp, "deadman %s%s (over %s)", *m.Deadman, what, Duration(deadmanLimit))
 		}
 	}
 	if m.MaxAge != nil {
-		ap := path + ".max_age"
+		ap, what := path+".max_age", fmt.Sprintf(" for %q", m.Type)
 		if m.maxAgeFromSafety {
-			ap = "safety.max_age"
+			ap, what = "safety.max_age", ""
 		}
 		if a := m.MaxAge.D(); a == 0 {
-			r.need(p, RiskNoMaxAge, ap, "max_age 0 for %q (stale commands would run late)", m.Type)
+			r.need(p, RiskNoMaxAge, ap, "max_age 0%s (stale commands would run late)", what)
 		} else if a > maxAgeLimit {
-			r.need(p, RiskLongMaxAge, ap, "max_age %s for %q (over %s)", *m.MaxAge, m.Type, Duration(maxAgeLimit))
+			r.need(p, RiskLongMaxAge, ap, "max_age %s%s (over %s)", *m.MaxAge, what, Duration(maxAgeLimit))
 		}
 	}
 	if m.Kind == KindStop && m.Allow != nil {
@@ -520,16 +521,12 @@ func (c *Config) configRisks(p *problems, r *riskLedger) {
 	}
 	for _, d := range c.Devices {
 		path := "devices." + d.Name
-		if d.Protocol == ProtoRaw && d.StopLine == "" {
-			r.need(p, RiskNoStopLine, path, "a raw device without stop_line (nothing can stop it on deadman, session loss or shutdown)")
-		}
 		if v, ok := d.Settings.Get("wdog_ms"); ok {
 			if ms, err := strconv.Atoi(v); err == nil && ms > wdogLimitMs {
 				r.need(p, RiskLongDeviceWatchdog, path+".settings.wdog_ms", "wdog_ms %d (the device runs on for over %dms if the agent dies)", ms, wdogLimitMs)
 			}
 		}
 	}
-	dedupe(p)
 }
 
 // dedupe drops repeated identical errors (a safety default inherited by

@@ -4,6 +4,7 @@ import (
 	"encoding"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -331,10 +332,29 @@ func expandEnv(s string, env func(string) (string, bool)) (string, error) {
 			b.WriteString(val)
 		case hasDef:
 			b.WriteString(def)
+		case !set && val == unsetMarker:
+			b.WriteString("UNSET-" + name)
 		case set:
 			return "", fmt.Errorf("environment variable %s is empty", name)
 		default:
 			return "", fmt.Errorf("environment variable %s is not set", name)
 		}
+	}
+}
+
+const unsetMarker = "\x00unset"
+
+// AllowUnset wraps env (nil: os.LookupEnv) for Parse so that a variable
+// that is unset and has no default expands to the placeholder "UNSET-NAME"
+// instead of being an error: for checking files without their secrets.
+func AllowUnset(env func(string) (string, bool)) func(string) (string, bool) {
+	if env == nil {
+		env = os.LookupEnv
+	}
+	return func(name string) (string, bool) {
+		if v, ok := env(name); ok {
+			return v, true
+		}
+		return unsetMarker, false
 	}
 }

@@ -238,7 +238,11 @@ func compileMapping(m *Mapping, d *Device) (*mapping, error) {
 	}
 	t, err := template.New(m.Type).Funcs(templateFuncs).Option("missingkey=error").Parse(m.Command)
 	if err != nil {
-		return nil, Errors{{Msg: strings.TrimPrefix(err.Error(), "template: "+m.Type+":")}}
+		msg := strings.TrimPrefix(err.Error(), "template: "+m.Type+":")
+		if _, rest, ok := strings.Cut(msg, ": "); ok {
+			msg = rest // drop the template's own line number: the command is one line
+		}
+		return nil, Errors{{Msg: "bad template: " + msg}}
 	}
 	if err := checkTree(t.Tree.Root, mp.fields); err != nil {
 		var es Errors
@@ -286,10 +290,10 @@ func (mp *mapping) checkSamples() error {
 		}
 		line, err := renderTemplate(mp.tmpl, mp.fields, &vals)
 		if err != nil {
-			return fmt.Errorf("with %s: %v", mp.describe(&vals), err)
+			return fmt.Errorf("%s%v", mp.describe(&vals), err)
 		}
 		if err := checkLine(line, mp.proto, mp.maxBody); err != nil {
-			return fmt.Errorf("with %s: %v: %q", mp.describe(&vals), err, line)
+			return fmt.Errorf("%s%v: %q", mp.describe(&vals), err, line)
 		}
 		if mp.proto == ProtoTeleop1 {
 			verb, _, _ := strings.Cut(line, " ")
@@ -431,8 +435,14 @@ func numValue(x float64) value {
 	return value{f: x, i: int64(x)}
 }
 
+// describe says which sample values a template failed with: "with
+// linear=-1 angular=2: ", or "" when it has no fields.
 func (mp *mapping) describe(vals *[maxFields]value) string {
+	if len(mp.fields) == 0 {
+		return ""
+	}
 	var b strings.Builder
+	b.WriteString("with ")
 	for i := range mp.fields {
 		if i > 0 {
 			b.WriteByte(' ')
@@ -448,6 +458,7 @@ func (mp *mapping) describe(vals *[maxFields]value) string {
 			b.WriteString(strconv.Quote(v.s))
 		}
 	}
+	b.WriteString(": ")
 	return b.String()
 }
 
