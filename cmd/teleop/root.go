@@ -24,6 +24,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSignalCmd(),
 		newServerCmd(),
 		newBenchCmd(),
+		newConfigCmd(),
 	)
 	return root
 }
