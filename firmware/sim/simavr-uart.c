@@ -11,10 +11,11 @@
  * (parallel runs clobber it), moves bytes from a second thread, and only feeds
  * input after the firmware reads UCSR0A with an empty FIFO (the XON signal),
  * which an interrupt-driven receiver never does. This bridge is
- * single-threaded: between instructions it feeds one received byte per
- * character time (like a real 115200 line), copies transmitted bytes to the
- * pty, and paces simulated time to CLOCK_MONOTONIC so firmware timeouts run
- * at wall-clock speed.
+ * single-threaded: a simavr cycle timer feeds one received byte per character
+ * time (like a real 115200 line; a timer, so a sleeping CPU wakes for it),
+ * transmitted bytes go to the pty, and simulated time is paced to
+ * CLOCK_MONOTONIC so firmware timeouts run at wall-clock speed. A firmware
+ * that stops reading loses bytes in the UART FIFO, like a real overrun.
  *
  *   -m mcu   MCU when the ELF has no .mmcu section (default atmega328p)
  *   -f hz    clock when the ELF states none (default 16000000; simavr would use 1 MHz)
@@ -51,7 +52,7 @@
 /* How often (in simulated time) the bridge moves bytes and checks pacing. */
 #define IO_PERIOD_NS   100000ull   /* 100 us, about one character time */
 /* Simulation may run this far ahead of the wall clock before it sleeps. */
-#define AHEAD_NS       1000000ll   /* 1 ms */
+#define AHEAD_NS       1000000ll  /* 1 ms */
 /* Behind the wall clock (the host was busy), it runs flat out to catch up:
  * a simulated second costs about 20 ms of CPU. Only after a long stall
  * (stopped in a debugger, SIGSTOP) does it re-base instead. */
@@ -65,7 +66,6 @@ static volatile sig_atomic_t stop_signal;
 static struct {
 	avr_t *avr;
 	int master;              /* pty master, non-blocking */
-	int xoff;                /* the UART input FIFO is full */
 	int verbose;
 
 	uint8_t out[OUT_SIZE];
@@ -75,8 +75,9 @@ static struct {
 	uint8_t in[IN_SIZE];
 	size_t in_pos, in_len;
 
+	avr_irq_t *uart_in;
 	avr_cycle_count_t cycles_per_char;
-	avr_cycle_count_t next_rx;   /* earliest cycle for the next input byte */
+	int feeding;                 /* the feed timer is registered */
 } br;
 
 static void on_signal(int sig) { stop_signal = sig; }
@@ -118,18 +119,6 @@ static void uart_out_hook(struct avr_irq_t *irq, uint32_t value, void *param)
 	br.out_len++;
 }
 
-static void uart_xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param)
-{
-	(void)irq; (void)param;
-	br.xoff = value != 0;
-}
-
-static void uart_xon_hook(struct avr_irq_t *irq, uint32_t value, void *param)
-{
-	(void)irq; (void)param; (void)value;
-	br.xoff = 0;
-}
-
 /* Write queued output to the pty. With no client attached the kernel keeps
  * about 4 KB; beyond that (and OUT_SIZE here) output is dropped, as a real
  * USB-serial bridge would with nobody reading. */
@@ -147,29 +136,33 @@ static void flush_out(void)
 	}
 }
 
-/* Read what the client wrote, when the previous batch has been fed. */
+/* Cycle timer: hand UART0 the next byte, then come back a character later. */
+static avr_cycle_count_t feed_timer(struct avr_t *avr, avr_cycle_count_t when, void *param)
+{
+	(void)avr; (void)param;
+	if (br.in_pos >= br.in_len) {
+		br.feeding = 0;
+		return 0;
+	}
+	avr_raise_irq(br.uart_in, br.in[br.in_pos++]);
+	return when + br.cycles_per_char;
+}
+
+/* Read what the client wrote, once the previous batch is fed, and start
+ * feeding it. */
 static void fill_in(void)
 {
 	if (br.in_pos < br.in_len)
 		return;
 	ssize_t n = read(br.master, br.in, sizeof br.in);
-	if (n > 0) {
-		br.in_pos = 0;
-		br.in_len = (size_t)n;
+	if (n <= 0)
+		return; /* EAGAIN: nothing yet */
+	br.in_pos = 0;
+	br.in_len = (size_t)n;
+	if (!br.feeding) {
+		br.feeding = 1;
+		avr_cycle_timer_register(br.avr, 1, feed_timer, NULL);
 	}
-	/* n < 0: EAGAIN, nothing written yet */
-}
-
-/* Feed the next input byte to UART0 if a character time has passed. */
-static void feed_in(avr_irq_t *uart_in)
-{
-	if (br.in_pos >= br.in_len || br.xoff)
-		return;
-	avr_t *avr = br.avr;
-	if (avr->cycle < br.next_rx)
-		return;
-	avr_raise_irq(uart_in, br.in[br.in_pos++]);
-	br.next_rx = avr->cycle + br.cycles_per_char;
 }
 
 int main(int argc, char **argv)
@@ -245,17 +238,12 @@ int main(int argc, char **argv)
 	avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
 	avr_irq_t *u_out = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT);
 	avr_irq_t *u_in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
-	avr_irq_t *u_xon = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON);
-	avr_irq_t *u_xoff = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF);
 	if (!u_out || !u_in) {
 		fprintf(stderr, "simavr-uart: %s has no UART0\n", mcu);
 		return 1;
 	}
 	avr_irq_register_notify(u_out, uart_out_hook, NULL);
-	if (u_xon)
-		avr_irq_register_notify(u_xon, uart_xon_hook, NULL);
-	if (u_xoff)
-		avr_irq_register_notify(u_xoff, uart_xoff_hook, NULL);
+	br.uart_in = u_in;
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -296,7 +284,6 @@ int main(int argc, char **argv)
 					(double)cycles_to_ns(avr, avr->cycle) / 1e9);
 		last_pc = (uint16_t)avr->pc;
 
-		feed_in(u_in);
 		if (avr->cycle < next_io)
 			continue;
 		next_io = avr->cycle + io_cycles;

@@ -43,13 +43,15 @@ volatile uint8_t rt_flags;
 
 void uart_init(void)
 {
-	UBRR0H = UBRRH_VALUE;
-	UBRR0L = UBRRL_VALUE;
+	/* U2X before UBRR: simavr derives its byte time when UBRR0L is written
+	 * (without U2X it would model 57600 baud); the order is free on silicon. */
 #if USE_2X
 	UCSR0A = _BV(U2X0);
 #else
 	UCSR0A = 0;
 #endif
+	UBRR0H = UBRRH_VALUE;
+	UBRR0L = UBRRL_VALUE;
 	UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8N1 */
 	UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }
