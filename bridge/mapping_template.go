@@ -580,10 +580,10 @@ func checkLine(s string, proto Protocol, maxBody int) error {
 		return nil
 	}
 	verb, args, _ := strings.Cut(s, " ")
-	if verb == "" || strings.TrimLeft(verb, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+	if !validVerb(verb) {
 		return fmt.Errorf("the command line must start with an upper-case verb, got %q", verb)
 	}
-	if len(verb) < len(s) && args == "" {
+	if s[len(s)-1] == ' ' {
 		return errors.New("the command line ends with a space")
 	}
 	for args != "" {
@@ -598,7 +598,7 @@ func checkLine(s string, proto Protocol, maxBody int) error {
 			}
 			a = v
 		}
-		if c := a[0]; (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' {
+		if numberLike(a) {
 			if !validWireNumber(a) {
 				return fmt.Errorf("argument %q is not a number as the firmware reads them ([-]digits[.up to 4 digits])", a)
 			}
@@ -607,15 +607,62 @@ func checkLine(s string, proto Protocol, maxBody int) error {
 	return nil
 }
 
-// validWireNumber reports whether s is [-]digits[.1-4 digits].
-func validWireNumber(s string) bool {
-	s = strings.TrimPrefix(s, "-")
-	intPart, frac, hasDot := strings.Cut(s, ".")
-	if intPart == "" || strings.Trim(intPart, "0123456789") != "" {
+func validVerb(v string) bool {
+	if v == "" {
 		return false
 	}
-	if hasDot && (frac == "" || len(frac) > 4 || strings.Trim(frac, "0123456789") != "") {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 'A' || v[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// numberLike reports whether an argument is meant as a number: it starts
+// like one and holds nothing but digits, signs, dots and exponent marks
+// ("1e-05" and "-" are number-like; "2cam" and "-x" are words).
+func numberLike(a string) bool {
+	if c := a[0]; !(isDigit(c) || c == '-' || c == '+' || c == '.') {
 		return false
+	}
+	for i := 1; i < len(a); i++ {
+		if c := a[i]; !(isDigit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E') {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// validWireNumber reports whether s is [-]digits[.1-4 digits], the
+// firmware's number format (firmware-protocol.md §4).
+func validWireNumber(s string) bool {
+	if s != "" && s[0] == '-' {
+		s = s[1:]
+	}
+	i := 0
+	for i < len(s) && isDigit(s[i]) {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	if i == len(s) {
+		return true
+	}
+	if s[i] != '.' {
+		return false
+	}
+	frac := s[i+1:]
+	if len(frac) == 0 || len(frac) > 4 {
+		return false
+	}
+	for j := 0; j < len(frac); j++ {
+		if !isDigit(frac[j]) {
+			return false
+		}
 	}
 	return true
 }

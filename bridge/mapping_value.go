@@ -91,10 +91,10 @@ func (f *field) check(v *value, raw string) (RejectCode, string) {
 	switch f.typ {
 	case TypeFloat, TypeInt:
 		if math.IsNaN(v.f) || math.IsInf(v.f, 0) {
-			return CodeBadValue, fmt.Sprintf("%s: %s is not a finite number", f.name, quoteShort(raw))
+			return CodeBadValue, fmt.Sprintf("%s: %s is not a finite number", f.name, shortNum(raw))
 		}
 		if f.typ == TypeInt && v.f != math.Trunc(v.f) {
-			return CodeBadValue, fmt.Sprintf("%s: %s is not an integer", f.name, quoteShort(raw))
+			return CodeBadValue, fmt.Sprintf("%s: %s is not an integer", f.name, shortNum(raw))
 		}
 		if v.f < f.min || v.f > f.max {
 			if !f.clamp {
@@ -196,7 +196,8 @@ func quoteShort(s string) string {
 	return strconv.QuoteToASCII(s)
 }
 
-// shortNum shows a number as the operator wrote it, cut if huge.
+// shortNum shows a number as the operator wrote it, cut if huge. Only for
+// text that passed the number grammar.
 func shortNum(s string) string {
 	if len(s) > 24 {
 		return s[:24] + "…"
