@@ -50,11 +50,11 @@ func sig(typ, data string) Incoming {
 func TestMapMalformed(t *testing.T) {
 	m := testMapper(t)
 	tests := []struct {
-		name    string
-		sig     Incoming
-		code    RejectCode // 0: mapped
-		want    string     // substring of the reason, or the exact command text
-		wantID  string
+		name   string
+		sig    Incoming
+		code   RejectCode // 0: mapped
+		want   string     // substring of the reason, or the exact command text
+		wantID string
 	}{
 		{"bad JSON", sig("drive", `{"linear":}`), CodeBadData, "data is not JSON: invalid value at offset 10", ""},
 		{"truncated", sig("drive", `{"linear":0.1`), CodeBadData, "unexpected end of data", ""},
