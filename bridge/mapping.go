@@ -129,6 +129,7 @@ type mapping struct {
 	deadman    time.Duration
 	coalesce   bool
 	ack        bool
+	rate       Rate
 }
 
 type allowRule struct {
@@ -187,6 +188,9 @@ func compileMapping(m *Mapping, d *Device) (*mapping, error) {
 	}
 	if m.Deadman != nil && m.Kind == KindSetpoint {
 		mp.deadman = m.Deadman.D()
+	}
+	if m.RateLimit != nil {
+		mp.rate = *m.RateLimit
 	}
 	if m.Allow != nil {
 		a := &allowRule{roles: m.Allow.Roles, api: m.Allow.API}
@@ -571,21 +575,37 @@ func indexOf(xs []string, s string) int {
 
 func (m *Mapper) unknownType(sig Incoming) *Rejection {
 	r := &Rejection{Type: sig.Type, Code: CodeUnknownType, Reason: fmt.Sprintf("no mapping for signal type %s", quoteShort(sig.Type))}
-	r.Ack = m.unknown == UnknownReject && !m.own[sig.Type] && sig.From != ""
+	// Never acked: the agent's own signal types (it receives its broadcasts),
+	// signals from the REST API (no sender to ack), and the empty type (a
+	// "ping" that only identifies its sender).
+	r.Ack = m.unknown == UnknownReject && !m.own[sig.Type] && sig.From != "" && sig.Type != ""
 	if r.Ack {
 		r.ID = idOf(sig.Data)
 	}
 	return r
 }
 
-// Lookup returns the kind and device of a signal type's mapping; ok is
-// false for unmapped types.
-func (m *Mapper) Lookup(typ string) (kind Kind, device string, ok bool) {
+// MappingInfo is what the agent needs to know about a signal type before
+// (or besides) mapping one: to rate-limit it, route it, arm timers.
+type MappingInfo struct {
+	Kind      Kind
+	Device    string // "" for every device (stop, estop, clear) or none (control)
+	RateLimit Rate   // per sender; zero N means none
+	MaxAge    time.Duration
+	Deadman   time.Duration
+	Coalesce  bool
+	Ack       bool
+}
+
+// Info describes the mapping of a signal type; ok is false for unmapped
+// types.
+func (m *Mapper) Info(typ string) (info MappingInfo, ok bool) {
 	mp := m.byType[typ]
 	if mp == nil {
-		return 0, "", false
+		return MappingInfo{}, false
 	}
-	return mp.kind, mp.device, true
+	return MappingInfo{Kind: mp.kind, Device: mp.device, RateLimit: mp.rate, MaxAge: mp.maxAge,
+		Deadman: mp.deadman, Coalesce: mp.coalesce, Ack: mp.ack}, true
 }
 
 // allowed applies the mapping's allow list to the sender.

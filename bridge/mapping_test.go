@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/teleop/teleop/devices/proto"
@@ -218,8 +219,15 @@ func TestMapKinds(t *testing.T) {
 	if _, rej := m.Map(sig("fly", "")); rej == nil || !rej.Ack {
 		t.Errorf("unknown type under reject: %+v", rej)
 	}
-	if kind, dev, ok := m.Lookup("pwm"); !ok || kind != KindSetpoint || dev != "raw" {
-		t.Errorf("Lookup: %v %v %v", kind, dev, ok)
+	if info, ok := m.Info("pwm"); !ok || info.Kind != KindSetpoint || info.Device != "raw" || !info.Coalesce {
+		t.Errorf("Info: %+v %v", info, ok)
+	}
+	if _, rej := m.Map(sig("", "")); rej == nil || rej.Ack {
+		t.Errorf("empty-type ping acked: %+v", rej)
+	}
+	dd := exampleMapper(t, "../configs/diffdrive.yaml")
+	if info, _ := dd.Info("drive"); info.RateLimit != (Rate{50, time.Second}) {
+		t.Errorf("rate limit: %+v", info.RateLimit)
 	}
 	// unknown_signals: ignore (the demo) drops silently.
 	demo := exampleMapper(t, "../configs/demo.yaml")
