@@ -161,17 +161,28 @@ func (b *board) expect(prefix string, timeout time.Duration) (line, []line) {
 // reply came first.
 func (b *board) reply(seq int) string {
 	b.t.Helper()
-	want := []string{fmt.Sprintf("OK %d", seq), fmt.Sprintf("ERR %d ", seq)}
-	deadline := time.NewTimer(replyTimeout)
+	got, ok := b.tryReply(seq, replyTimeout)
+	if !ok {
+		b.t.Fatalf("no reply to %d within %v", seq, replyTimeout)
+	}
+	return got
+}
+
+// tryReply is reply without the failure on timeout. The lines before the
+// reply are not returned.
+func (b *board) tryReply(seq int, timeout time.Duration) (string, bool) {
+	b.t.Helper()
+	ok, errPrefix := fmt.Sprintf("OK %d", seq), fmt.Sprintf("ERR %d ", seq)
+	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		select {
-		case l, ok := <-b.lines:
-			if !ok {
+		case l, open := <-b.lines:
+			if !open {
 				b.t.Fatalf("port closed while waiting for the reply to %d", seq)
 			}
-			if l.text == want[0] || strings.HasPrefix(l.text, want[0]+" ") || strings.HasPrefix(l.text, want[1]) {
-				return l.text
+			if l.text == ok || strings.HasPrefix(l.text, ok+" ") || strings.HasPrefix(l.text, errPrefix) {
+				return l.text, true
 			}
 			if strings.HasPrefix(l.text, "OK ") || strings.HasPrefix(l.text, "ERR ") {
 				b.t.Fatalf("waiting for the reply to %d, got %q", seq, l.text)
@@ -179,9 +190,42 @@ func (b *board) reply(seq int) string {
 		case err := <-b.errs:
 			b.t.Fatalf("reader: %v", err)
 		case <-deadline.C:
-			b.t.Fatalf("no reply to %d within %v", seq, replyTimeout)
+			return "", false
 		}
 	}
+}
+
+// retry sends a one-shot command with the same seq until it is answered,
+// as a host does (protocol section 7.2), and returns the reply and the
+// lines that came before it.
+func (b *board) retry(seq int, cmd string, tries int) (string, []line) {
+	b.t.Helper()
+	ok, errPrefix := fmt.Sprintf("OK %d", seq), fmt.Sprintf("ERR %d ", seq)
+	var before []line
+	for i := 0; i < tries; i++ {
+		b.cmd(fmt.Sprintf("%d %s", seq, cmd))
+		wait := time.NewTimer(250 * time.Millisecond)
+	read:
+		for {
+			select {
+			case l, open := <-b.lines:
+				if !open {
+					b.t.Fatalf("port closed while waiting for the reply to %d", seq)
+				}
+				if l.text == ok || strings.HasPrefix(l.text, ok+" ") || strings.HasPrefix(l.text, errPrefix) {
+					wait.Stop()
+					return l.text, before
+				}
+				before = append(before, l)
+			case err := <-b.errs:
+				b.t.Fatalf("reader: %v", err)
+			case <-wait.C:
+				break read
+			}
+		}
+	}
+	b.t.Fatalf("%d %s: no reply after %d tries", seq, cmd, tries)
+	return "", nil
 }
 
 func texts(ls []line) []string {
@@ -380,6 +424,41 @@ func TestFirmware(t *testing.T) {
 			if got := texts(skipped); !contains(skipped, "EVT CLEARED") || contains(skipped, "EVT ESTOP src=byte") {
 				t.Fatalf("before OK 12: %q", got)
 			}
+		}},
+		{"overflow", func(t *testing.T, b *board) {
+			// Each VER answers ~110 bytes for 6 received: the UART's TX
+			// side falls behind, the firmware stops taking lines, and the
+			// 128-byte RX ring fills. It must say so, drop whole lines
+			// only, and keep working.
+			b.cmd("1 SET tlm_hz=0")
+			b.reply(1)
+			var burst strings.Builder
+			const n = 60
+			for i := 2; i < 2+n; i++ {
+				fmt.Fprintf(&burst, "%d VER\n", i)
+			}
+			b.send(burst.String())
+			// Lines lost in the overflow get no reply; the host's retries
+			// (same seq) get through once the burst has drained.
+			got, before := b.retry(100, "GET ovf", 40)
+			if got == "OK 100 ovf=0" || !contains(before, "EVT OVERFLOW") {
+				t.Fatalf("GET ovf: %q; no EVT OVERFLOW in %q", got, texts(before))
+			}
+			t.Logf("%d of %d VER lines answered", strings.Count(strings.Join(texts(before), "\n"), "HELLO"), n)
+			last := 0
+			for _, l := range before {
+				var seq int
+				if _, err := fmt.Sscanf(l.text, "OK %d", &seq); err == nil {
+					if seq <= last || seq >= 2+n {
+						t.Fatalf("replies out of order or unknown: %d after %d", seq, last)
+					}
+					last = seq
+				} else if strings.HasPrefix(l.text, "ERR ") {
+					t.Fatalf("a damaged line was answered: %q", l.text)
+				}
+			}
+			b.cmd("101 PING") // (a late answer to a retry may come first)
+			b.expect("OK 101", replyTimeout)
 		}},
 		{"reset", func(t *testing.T, b *board) {
 			b.cmd("5 RESET")

@@ -37,6 +37,7 @@ extern volatile uint8_t estop_unseen;
 #define RX_DROP    0x01 /* bytes were lost: discard the line through its '\n', silently */
 #define RX_RESYNC  0x02 /* 0x18 arrived here */
 #define RX_ESTOP   0x03 /* '!' arrived here */
+#define RX_CUT     0x04 /* bytes were lost up to a '\n': discard the partial line */
 #define RX_BADBYTE 0x1F /* stands for any forbidden control byte */
 
 /* Longest host line, including '\n'; longest device line, including '\n'. */

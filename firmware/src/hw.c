@@ -26,7 +26,12 @@ uint8_t reset_cause __attribute__((section(".noinit")));
 void hw_early_boot(void) __attribute__((naked, used, section(".init3")));
 void hw_early_boot(void)
 {
+	uint8_t r2;
+	__asm__ __volatile__("mov %0, r2" : "=r"(r2));
 	reset_cause = MCUSR;
+	/* optiboot clears MCUSR itself; version 6 and later pass it in r2 */
+	if (reset_cause == 0)
+		reset_cause = r2;
 	MCUSR = 0;
 	wdt_disable();
 }

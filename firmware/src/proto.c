@@ -19,7 +19,7 @@
 #include "board.h"
 #include "fw.h"
 
-#define MAX_TOKENS  12
+#define MAX_TOKENS  32 /* a 63-byte line with single spaces has at most 32 */
 #define REPLY_ROOM  (OUT_MAX + 32) /* TX space needed before a line runs */
 #define CACHE_MAX   48
 #define ECHO_MAX    16             /* longest key echoed in an ERR */
@@ -128,7 +128,9 @@ static uint8_t parse_uint(const char *s, uint32_t max, uint32_t *v)
 	return 1;
 }
 
-/* -?digits[.digits] with at most 5 integer and 4 fraction digits; 1e-4 units. */
+/* -?digits[.digits], 1-4 fraction digits (spec section 4), in 1e-4 units.
+ * Huge values saturate (they are out of every range anyway). */
+#define FIX_SAT 1000000L
 static uint8_t parse_fix(const char *s, int32_t *v)
 {
 	uint8_t neg = 0, n = 0, f = 0;
@@ -138,9 +140,11 @@ static uint8_t parse_fix(const char *s, int32_t *v)
 		s++;
 	}
 	for (; is_digit(*s); s++) {
-		if (++n > 5)
+		if (++n > 15)
 			return 0;
 		x = x * 10 + (*s - '0');
+		if (x > FIX_SAT)
+			x = FIX_SAT;
 	}
 	if (n == 0)
 		return 0;
@@ -153,6 +157,8 @@ static uint8_t parse_fix(const char *s, int32_t *v)
 			x += (*s - '0') * scale;
 			scale /= 10;
 		}
+		if (f == 0)
+			return 0;
 	}
 	if (*s)
 		return 0;
@@ -160,11 +166,12 @@ static uint8_t parse_fix(const char *s, int32_t *v)
 	return 1;
 }
 
-/* Split "key=value" in place; returns the value or NULL. */
+/* Split "key=value" in place at the first '='; returns the value (maybe
+ * empty), or NULL without '=' or with an empty key. */
 static char *split_kv(char *t)
 {
 	char *eq = strchr(t, '=');
-	if (!eq || eq == t || !eq[1])
+	if (!eq || eq == t)
 		return NULL;
 	*eq = 0;
 	return eq + 1;
@@ -299,9 +306,8 @@ static void do_out(void)
 	for (uint8_t i = 2; i < ntok; i++) {
 		char *k = tok[i];
 		char *v = split_kv(k);
-		uint32_t u;
-		if (v && !strcmp_P(k, PSTR("lights")) && parse_uint(v, 1, &u)) {
-			lights = (int8_t)u;
+		if (v && !strcmp_P(k, PSTR("lights")) && (v[0] == '0' || v[0] == '1') && !v[1]) {
+			lights = (int8_t)(v[0] - '0');
 		} else {
 			err(seq, E_RANGE, NULL, k);
 			return;
@@ -375,8 +381,10 @@ static void run_line(void)
 	char *p = line;
 	uint8_t empty_tok = 0;
 	for (;;) {
-		if (ntok == MAX_TOKENS)
+		if (ntok == MAX_TOKENS) {
+			empty_tok = 1; /* more would need an empty token */
 			break;
+		}
 		tok[ntok++] = p;
 		char *sp = strchr(p, ' ');
 		if (*p == 0 || p == sp)
@@ -409,12 +417,6 @@ static void run_line(void)
 		out_send();
 		return;
 	}
-	if (ntok == MAX_TOKENS) {
-		err(seq, E_RANGE, t_range, NULL);
-		out_send();
-		return;
-	}
-
 	/* setpoints */
 	if (!strcmp_P(verb, PSTR("VEL"))) {
 		do_vel();
@@ -498,6 +500,9 @@ void proto_poll(void)
 			continue;
 		case RX_DROP:
 			lflags |= L_DROP;
+			continue;
+		case RX_CUT:
+			line_reset();
 			continue;
 		case '\r':
 			continue;

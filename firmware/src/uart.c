@@ -10,8 +10,9 @@
  * main loop sees them in stream order: a CLEAR sent before a '!' cannot undo
  * it, and the partial line they cut is known. Every other byte goes to the
  * ring. When the ring is full the byte is lost: the ISR raises RT_OVERFLOW
- * and queues RX_DROP (the damaged line is discarded); markers that find the
- * ring full wait in rx_pend and go in before the next byte.
+ * (once per run of lost bytes) and queues RX_DROP or RX_CUT so the damaged
+ * line is discarded; markers that find the ring full wait in rx_pend until
+ * uart_getc() makes room.
  *
  * Ownership: rx_head, rx_pend and tx_tail are written by the ISRs, rx_tail
  * and tx_head by the main loop.
@@ -35,6 +36,7 @@ static volatile uint8_t rx_head, rx_tail;
 #define PEND_RESYNC 0x02
 #define PEND_DROP   0x04
 static volatile uint8_t rx_pend;
+static volatile uint8_t lost_nl; /* the last byte lost was '\n' */
 
 static volatile uint8_t tx_buf[TX_SIZE];
 static volatile uint8_t tx_head, tx_tail;
@@ -66,14 +68,17 @@ static inline uint8_t rx_push(uint8_t c)
 	return 1;
 }
 
-/* Push waiting markers; 1 when none is left. ISR context. */
+/* Push waiting markers; 1 when none is left. Interrupts off: the RX ISR,
+ * or uart_getc() as soon as it has made room. A loss that ended with a
+ * '\n' leaves RX_CUT (the damaged line is over), else RX_DROP. */
 static inline uint8_t rx_flush_pend(void)
 {
 	if ((rx_pend & PEND_ESTOP) && rx_push(RX_ESTOP))
 		rx_pend &= (uint8_t)~PEND_ESTOP;
 	if (!(rx_pend & PEND_ESTOP) && (rx_pend & PEND_RESYNC) && rx_push(RX_RESYNC))
 		rx_pend &= (uint8_t)~PEND_RESYNC;
-	if (!(rx_pend & (PEND_ESTOP | PEND_RESYNC)) && (rx_pend & PEND_DROP) && rx_push(RX_DROP))
+	if (!(rx_pend & (PEND_ESTOP | PEND_RESYNC)) && (rx_pend & PEND_DROP) &&
+	    rx_push(lost_nl ? RX_CUT : RX_DROP))
 		rx_pend &= (uint8_t)~PEND_DROP;
 	return rx_pend == 0;
 }
@@ -101,14 +106,18 @@ ISR(USART_RX_vect)
 		rt_flags |= RT_TLM;
 		return;
 	}
-	if (status & (_BV(FE0) | _BV(DOR0)))
+	if (status & (_BV(FE0) | _BV(DOR0))) {
 		rx_pend |= PEND_DROP; /* a garbled or missed byte damages this line */
+		lost_nl = 0;
+	}
 	if (c < 0x20 && c != '\n' && c != '\r')
 		c = RX_BADBYTE; /* never confused with a marker */
 	if (rx_flush_pend() && rx_push(c))
 		return;
+	if (!(rx_pend & PEND_DROP))
+		rt_flags |= RT_OVERFLOW; /* one EVT OVERFLOW per run of lost bytes */
 	rx_pend |= PEND_DROP;
-	rt_flags |= RT_OVERFLOW;
+	lost_nl = c == '\n';
 }
 
 int16_t uart_getc(void)
@@ -118,6 +127,8 @@ int16_t uart_getc(void)
 		if (rx_tail != rx_head) {
 			c = rx_buf[rx_tail];
 			rx_tail = (uint8_t)((rx_tail + 1u) & (RX_SIZE - 1u));
+			if (rx_pend)
+				rx_flush_pend(); /* mark a loss where it happened */
 		}
 	}
 	return c;
