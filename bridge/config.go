@@ -350,47 +350,46 @@ func (d *Device) Validate() error {
 	if d.ReplyTimeout != nil && (d.ReplyTimeout.D() < 10*time.Millisecond || d.ReplyTimeout.D() > 10*time.Second) {
 		p.add("reply_timeout", "want 10ms to 10s, got %s", *d.ReplyTimeout)
 	}
-	rawOnly := map[string]bool{
-		"ok_pattern": d.OKPattern != "", "err_pattern": d.ErrPattern != "", "stop_line": d.StopLine != "",
-		"estop_line": d.EstopLine != "", "clear_line": d.ClearLine != "", "max_line": d.MaxLine != 0,
+	// The raw protocol's settings, in the order they are reported.
+	raw := []struct{ key, val string }{
+		{"ok_pattern", d.OKPattern}, {"err_pattern", d.ErrPattern}, {"stop_line", d.StopLine},
+		{"estop_line", d.EstopLine}, {"clear_line", d.ClearLine},
 	}
 	switch d.Protocol {
 	case ProtoTeleop1:
-		for _, k := range []string{"ok_pattern", "err_pattern", "stop_line", "estop_line", "clear_line", "max_line"} {
-			if rawOnly[k] {
-				p.add(k, "only applies to protocol raw")
+		for _, r := range raw {
+			if r.val != "" {
+				p.add(r.key, "only applies to protocol raw")
 			}
+		}
+		if d.MaxLine != 0 {
+			p.add("max_line", "only applies to protocol raw (teleop/1 lines are 64 bytes)")
 		}
 		d.validateSettings(&p)
 	case ProtoRaw:
 		if len(d.Settings) > 0 {
 			p.add("settings", "protocol raw has no settings (there is no handshake)")
 		}
-		for _, k := range []string{"ok_pattern", "err_pattern"} {
-			pat := map[string]string{"ok_pattern": d.OKPattern, "err_pattern": d.ErrPattern}[k]
-			if pat == "" {
-				continue
-			}
-			if _, err := regexp.Compile(pat); err != nil {
-				p.add(k, "bad regular expression: %v", err)
-			}
+		if d.StopLine == "" {
+			p.add("stop_line", "required for protocol raw: the line that stops the robot (deadman, session loss, shutdown, and e-stop sent three times)")
 		}
 		if d.ErrPattern != "" && d.OKPattern == "" {
 			p.add("err_pattern", "needs ok_pattern (without one, commands are acked \"sent\" and no reply is read)")
 		}
-		if d.StopLine == "" {
-			p.add("stop_line", "required for protocol raw: the line that stops the robot (deadman, session loss, shutdown, and e-stop sent three times)")
-		}
 		if d.MaxLine < 8 || d.MaxLine > 256 {
 			p.add("max_line", "want 8 to 256 bytes, got %d", d.MaxLine)
 		}
-		lines := map[string]string{"stop_line": d.StopLine, "estop_line": d.EstopLine, "clear_line": d.ClearLine}
-		for _, k := range []string{"stop_line", "estop_line", "clear_line"} {
-			if lines[k] == "" {
-				continue
-			}
-			if err := checkLine(lines[k], ProtoRaw, d.maxBody()); err != nil {
-				p.add(k, "%v", err)
+		for _, r := range raw {
+			switch {
+			case r.val == "":
+			case strings.HasSuffix(r.key, "_pattern"):
+				if _, err := regexp.Compile(r.val); err != nil {
+					p.add(r.key, "bad regular expression: %v", err)
+				}
+			default:
+				if err := checkLine(r.val, ProtoRaw, d.maxBody()); err != nil {
+					p.add(r.key, "%v", err)
+				}
 			}
 		}
 	default:

@@ -288,3 +288,30 @@ func TestPatternAlphabet(t *testing.T) {
 		}
 	}
 }
+
+// A Config built in Go goes through the same defaults and checks.
+func TestConfigInGo(t *testing.T) {
+	c := &Config{
+		Session: Session{Token: "t"},
+		Devices: []*Device{{Name: "base", Port: "/tmp/teleop-sim"}},
+		Mappings: []*Mapping{{Type: "drive", Kind: KindSetpoint, Command: "VEL {{ fixed 3 .v }} 0",
+			Fields: Fields{{Name: "v", Type: TypeFloat, Min: ptr(-1.0), Max: ptr(1.0), Default: ptr("0")}}}},
+	}
+	if _, err := NewMapper(c); err == nil {
+		t.Fatal("a config without defaults was accepted")
+	}
+	c.ApplyDefaults()
+	m, err := NewMapper(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd, rej := m.Map(Incoming{Type: "drive", Data: `{"v":0.25}`}); rej != nil || cmd.Text != "VEL 0.250 0" {
+		t.Errorf("%+v %v", cmd, rej)
+	}
+	c.Mappings[0].Fields[0].Max = ptr(-2.0)
+	if _, err := NewMapper(c); err == nil || !strings.Contains(err.Error(), "mappings.drive.fields.v: min -1 > max -2") {
+		t.Errorf("invalid config: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -139,8 +139,12 @@ type allowRule struct {
 }
 
 // NewMapper compiles the mappings of a configuration that Parse or Load
-// returned (or that passed ApplyDefaults and Validate).
+// returned. A Config built in Go needs ApplyDefaults first; NewMapper
+// validates it again and refuses an invalid one.
 func NewMapper(c *Config) (*Mapper, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
 	m := &Mapper{
 		byType:  make(map[string]*mapping, len(c.Mappings)),
 		unknown: c.UnknownSignals,
@@ -480,9 +484,7 @@ func (m *Mapper) Map(sig Incoming) (Command, *Rejection) {
 		Deadman: mp.deadman, Coalesce: mp.coalesce, Ack: mp.ack,
 	}
 	if mp.kind == KindStop || mp.kind == KindEstop {
-		if len(sig.Data) <= maxDataBytes {
-			cmd.ID = scanID(sig.Data)
-		}
+		cmd.ID = idOf(sig.Data)
 		if mp.kind == KindStop && !mp.allowed(sig, m.roleKey) {
 			return Command{}, reject(sig, CodeForbidden, cmd.ID, fmt.Sprintf("this connection may not send %q", sig.Type))
 		}
@@ -557,8 +559,9 @@ func reject(sig Incoming, code RejectCode, id, reason string) *Rejection {
 	return &Rejection{Type: sig.Type, Code: code, Reason: reason, ID: id, Ack: true}
 }
 
+// idOf reads the id of data that the strict reading did not reach.
 func idOf(data string) string {
-	if len(data) > maxDataBytes {
+	if len(data) > maxDataBytes || !utf8.ValidString(data) {
 		return ""
 	}
 	return scanID(data)
