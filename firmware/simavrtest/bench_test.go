@@ -18,3 +18,22 @@ func BenchmarkPing(b *testing.B) {
 		bd.reply(seq)
 	}
 }
+
+// BenchmarkEstop measures '!' -> EVT ESTOP (the outputs go off earlier, in
+// the receive interrupt); CLEAR between rounds is not timed.
+func BenchmarkEstop(b *testing.B) {
+	bd := open(b)
+	bd.hello()
+	bd.cmd("1 SET tlm_hz=0")
+	bd.reply(1)
+	seq := 1
+	for b.Loop() {
+		bd.send("!")
+		bd.expect("EVT ESTOP", replyTimeout)
+		b.StopTimer()
+		seq++
+		bd.cmd(fmt.Sprintf("%d CLEAR", seq))
+		bd.expect(fmt.Sprintf("OK %d", seq), replyTimeout)
+		b.StartTimer()
+	}
+}
