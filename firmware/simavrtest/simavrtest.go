@@ -77,8 +77,23 @@ var build struct {
 // make itself is serialised across processes (go test runs packages in
 // parallel) with a lock file in the build directory.
 func Build() error {
-	build.once.Do(func() { build.err = runMake(Dir()) })
+	build.once.Do(func() {
+		build.err = runMake(Dir())
+		statInputs(Dir())
+	})
 	return build.err
+}
+
+// statInputs stats the firmware's sources and outputs from this process, so
+// that go test's result cache (which records the files a test looks at)
+// is invalidated when the firmware changes.
+func statInputs(dir string) {
+	for _, pattern := range []string{"Makefile", "src/*", "sim/*", ELF, Harness} {
+		names, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, name := range names {
+			_, _ = os.Stat(name)
+		}
+	}
 }
 
 func runMake(dir string) error {

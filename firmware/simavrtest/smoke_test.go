@@ -322,6 +322,17 @@ func TestFirmware(t *testing.T) {
 				{withChecksum("18 GET nope"), "ERR 18 4 nope"},
 				{"19 PING" + strings.Repeat(" ", 60) + "\n", "ERR - 7 toolong"},
 				{"20 PI\x01NG\n", "ERR - 1 parse"},
+				{withChecksum("21 VEL 99999999999 0"), "ERR 21 4 range"},
+				{withChecksum("22 VEL 1. 0"), "ERR 22 4 range"},
+				{withChecksum("23 VEL 0.12345 0"), "ERR 23 4 range"},
+				{withChecksum("24 SET wdog_ms="), "ERR 24 4 wdog_ms"},
+				{withChecksum("25 OUT lights=01"), "ERR 25 4 lights"},
+				{withChecksum("26 PING  1"), "ERR 26 1 parse"},
+				{withChecksum("27 ping"), "ERR 27 1 parse"},
+				{withChecksum("0 PING"), "ERR - 1 parse"},
+				{withChecksum("65536 PING"), "ERR - 1 parse"},
+				{"28 PING*01\n", "ERR - 2 checksum"},
+				{"29 PING*1\n", "ERR - 2 checksum"},
 			} {
 				b.send(c.send)
 				if l, _ := b.expect("ERR ", replyTimeout); l.text != c.want {

@@ -130,7 +130,7 @@ static uint8_t parse_uint(const char *s, uint32_t max, uint32_t *v)
 
 /* -?digits[.digits], 1-4 fraction digits (spec section 4), in 1e-4 units.
  * Huge values saturate (they are out of every range anyway). */
-#define FIX_SAT 1000000L
+#define FIX_SAT 100000L /* m/s or rad/s; times 1e4 still fits int32 */
 static uint8_t parse_fix(const char *s, int32_t *v)
 {
 	uint8_t neg = 0, n = 0, f = 0;
