@@ -33,7 +33,9 @@ type Line struct {
 func (l Line) Field(key string) string { return l.Fields[key] }
 
 // Final reports whether l is a final reply (OK or ERR).
-func (l Line) Final() bool { return l.Err == nil && (l.Kind == proto.KindOK || l.Kind == proto.KindErr) }
+func (l Line) Final() bool {
+	return l.Err == nil && (l.Kind == proto.KindOK || l.Kind == proto.KindErr)
+}
 
 func (l Line) String() string {
 	if l.Err != nil {
