@@ -3,6 +3,9 @@
  *
  *   simavr-uart [-m mcu] [-f hz] [-n] [-e] [-v] firmware.elf
  *
+ * SIGUSR1 resets the MCU like its reset pin (EXTRF set), as an Uno's
+ * auto-reset does when the port opens.
+ *
  * Prints exactly one line, "pty: /dev/pts/N", on stdout once the pty exists,
  * then closes stdout; simavr's own chatter goes to stderr. A client opens that
  * path like a USB serial port; the baud rate it sets is ignored.
@@ -61,7 +64,7 @@
 #define OUT_SIZE 8192u  /* firmware -> host bytes not yet written to the pty */
 #define IN_SIZE  512u   /* host -> firmware bytes read from the pty, not yet fed */
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, reset_signal;
 
 static struct {
 	avr_t *avr;
@@ -77,10 +80,10 @@ static struct {
 
 	avr_irq_t *uart_in;
 	avr_cycle_count_t cycles_per_char;
-	int feeding;                 /* the feed timer is registered */
 } br;
 
 static void on_signal(int sig) { stop_signal = sig; }
+static void on_reset(int sig) { (void)sig; reset_signal = 1; }
 
 /* simavr calls this when the firmware sleeps; the main loop does the pacing. */
 static void no_sleep(avr_t *avr, avr_cycle_count_t how_long)
@@ -140,29 +143,26 @@ static void flush_out(void)
 static avr_cycle_count_t feed_timer(struct avr_t *avr, avr_cycle_count_t when, void *param)
 {
 	(void)avr; (void)param;
-	if (br.in_pos >= br.in_len) {
-		br.feeding = 0;
+	if (br.in_pos >= br.in_len)
 		return 0;
-	}
 	avr_raise_irq(br.uart_in, br.in[br.in_pos++]);
 	return when + br.cycles_per_char;
 }
 
-/* Read what the client wrote, once the previous batch is fed, and start
- * feeding it. */
-static void fill_in(void)
+/* Read what the client wrote once the previous batch is fed, and keep the
+ * feed timer running while there is input (an MCU reset cancels every
+ * cycle timer, so this is checked on every I/O pass). */
+static void pump_in(int readable)
 {
-	if (br.in_pos < br.in_len)
-		return;
-	ssize_t n = read(br.master, br.in, sizeof br.in);
-	if (n <= 0)
-		return; /* EAGAIN: nothing yet */
-	br.in_pos = 0;
-	br.in_len = (size_t)n;
-	if (!br.feeding) {
-		br.feeding = 1;
-		avr_cycle_timer_register(br.avr, 1, feed_timer, NULL);
+	if (readable && br.in_pos >= br.in_len) {
+		ssize_t n = read(br.master, br.in, sizeof br.in);
+		if (n > 0) {
+			br.in_pos = 0;
+			br.in_len = (size_t)n;
+		}
 	}
+	if (br.in_pos < br.in_len && avr_cycle_timer_status(br.avr, feed_timer, NULL) == 0)
+		avr_cycle_timer_register(br.avr, 1, feed_timer, NULL);
 }
 
 int main(int argc, char **argv)
@@ -250,6 +250,8 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_reset;
+	sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	dprintf(report_fd, "pty: %s\n", slavename);
@@ -271,6 +273,13 @@ int main(int argc, char **argv)
 	uint16_t last_pc = 0;
 
 	while (!stop_signal) {
+		if (reset_signal) {
+			reset_signal = 0;
+			avr_reset(avr);
+			avr_regbit_set(avr, avr->reset_flags.extrf);
+			if (br.verbose)
+				fprintf(stderr, "simavr-uart: external reset (SIGUSR1)\n");
+		}
 		int state = avr_run(avr);
 		if (state == cpu_Done)
 			break;
@@ -330,8 +339,7 @@ int main(int argc, char **argv)
 			if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
 				break; /* parent gone */
 		}
-		if (pfd[0].fd >= 0 && (pfd[0].revents & POLLIN))
-			fill_in();
+		pump_in(pfd[0].fd >= 0 && (pfd[0].revents & POLLIN));
 	}
 
 	flush_out();

@@ -122,6 +122,27 @@ func runMake(dir string) error {
 // pty path. The emulator stops in tb's cleanup; a firmware crash fails tb.
 func Start(tb testing.TB) string {
 	tb.Helper()
+	return StartSim(tb).Path
+}
+
+// Sim is one running emulator.
+type Sim struct {
+	Path string // the pty: the emulated board's serial port
+	cmd  *exec.Cmd
+}
+
+// Reset pulls the emulated MCU's reset pin, as a Uno's auto-reset does when
+// its port is opened: the firmware reboots and sends a new HELLO.
+func (s *Sim) Reset() error {
+	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("reset simavr: %w", err)
+	}
+	return nil
+}
+
+// StartSim is Start returning the emulator, for tests that reset it.
+func StartSim(tb testing.TB) *Sim {
+	tb.Helper()
 	if err := Available(); err != nil {
 		if os.Getenv(RequireEnv) != "" {
 			tb.Fatalf("%v (%s is set)", err, RequireEnv)
@@ -192,11 +213,11 @@ func Start(tb testing.TB) string {
 		if r.err != nil || r.path == "" {
 			tb.Fatalf("simavr: reading the pty path: %v", r.err)
 		}
-		return r.path
+		return &Sim{Path: r.path, cmd: cmd}
 	case <-time.After(startTimeout):
 		tb.Fatalf("simavr: no pty path from %s within %v", Harness, startTimeout)
 	}
-	return ""
+	return nil
 }
 
 // logWriter passes the harness's stderr to the test log, line by line.

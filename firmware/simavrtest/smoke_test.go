@@ -38,7 +38,12 @@ type board struct {
 
 func open(t testing.TB) *board {
 	t.Helper()
-	path := simavrtest.Start(t)
+	return openSim(t, simavrtest.StartSim(t))
+}
+
+func openSim(t testing.TB, sim *simavrtest.Sim) *board {
+	t.Helper()
+	path := sim.Path
 	p, err := serial.Open(path, &serial.Mode{BaudRate: 115200, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
@@ -494,4 +499,34 @@ func TestFirmware(t *testing.T) {
 			tt.run(t, b)
 		})
 	}
+}
+
+// TestExternalReset pulls the reset pin mid-burst, as an Uno's auto-reset
+// does when a host opens the port: a new HELLO, the state gone, outputs off,
+// and input still flowing afterwards.
+func TestExternalReset(t *testing.T) {
+	t.Parallel()
+	sim := simavrtest.StartSim(t)
+	b := openSim(t, sim)
+	b.hello()
+	b.cmd("1 VEL 0.300 0.000")
+	b.reply(1)
+
+	var burst strings.Builder
+	for i := 2; i < 22; i++ {
+		burst.WriteString(withChecksum(fmt.Sprintf("%d PING", i)))
+	}
+	b.send(burst.String())
+	if err := sim.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	b.hello()
+	if l, _ := b.expect("# reset=", replyTimeout); l.text != "# reset=external" {
+		t.Fatalf("reset cause: %q", l.text)
+	}
+	if got, _ := b.retry(50, "GET lseq", 8); got != "OK 50 lseq=0" {
+		t.Fatalf("after reset: %q", got)
+	}
+	b.cmd("51 GET pwm")
+	b.expect("OK 51 pwm=0,0", replyTimeout)
 }
