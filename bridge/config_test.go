@@ -315,3 +315,36 @@ func TestConfigInGo(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzParse: no input panics the loader; what it accepts compiles, and
+// its normalized form parses back.
+func FuzzParse(f *testing.F) {
+	for _, file := range append(exampleConfigs(f), "testdata/map.yaml") {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	bad, _ := filepath.Glob("testdata/bad/*.yaml")
+	for _, file := range bad {
+		data, _ := os.ReadFile(file)
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data, testEnv(nil))
+		if err != nil {
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("error is not Errors: %v", err)
+			}
+			return
+		}
+		if _, err := NewMapper(c); err != nil {
+			t.Fatalf("parsed but does not compile: %v", err)
+		}
+		if _, err := Parse("normalized", c.Normalized(), testEnv(nil)); err != nil {
+			t.Fatalf("normalized form does not parse: %v\n%s", err, c.Normalized())
+		}
+	})
+}
