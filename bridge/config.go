@@ -307,6 +307,21 @@ func (s *Session) Validate() error {
 	return p.err()
 }
 
+// Validate checks a USB selection.
+func (u *USB) Validate() error {
+	var p problems
+	if !hex4RE.MatchString(u.VID) {
+		p.add("vid", "want 4 hex digits such as \"2341\", got %q", u.VID)
+	}
+	if !hex4RE.MatchString(u.PID) {
+		p.add("pid", "want 4 hex digits such as \"0043\", got %q", u.PID)
+	}
+	if !printable(u.Serial) || strings.ContainsAny(u.Serial, " :") {
+		p.add("serial", "contains a space, ':' or a control character")
+	}
+	return p.err()
+}
+
 // Validate checks a device on its own.
 func (d *Device) Validate() error {
 	var p problems
@@ -328,15 +343,7 @@ func (d *Device) Validate() error {
 	}
 	if d.USB != nil {
 		sel++
-		if !hex4RE.MatchString(d.USB.VID) {
-			p.add("usb.vid", "want 4 hex digits such as \"2341\", got %q", d.USB.VID)
-		}
-		if !hex4RE.MatchString(d.USB.PID) {
-			p.add("usb.pid", "want 4 hex digits such as \"0043\", got %q", d.USB.PID)
-		}
-		if !printable(d.USB.Serial) || strings.ContainsAny(d.USB.Serial, " :") {
-			p.add("usb.serial", "contains a space, ':' or a control character")
-		}
+		p.merge("usb", d.USB.Validate())
 	}
 	switch {
 	case sel == 0:
