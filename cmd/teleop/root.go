@@ -25,6 +25,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newServerCmd(),
 		newBenchCmd(),
 		newConfigCmd(),
+		newSimCmd(),
 	)
 	return root
 }
