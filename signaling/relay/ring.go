@@ -1,5 +1,7 @@
 package relay
 
+import "github.com/teleop/teleop/signaling"
+
 // replayRing holds the most recent sequenced events of one connection, so a
 // resumed connection gets what it missed. It keeps at most maxFrames events
 // and maxBytes of them, whether or not they were written: an event written to
@@ -76,7 +78,7 @@ func (r *replayRing) after(last uint64, f func(item)) {
 func (r *replayRing) release() { *r = replayRing{} }
 
 // resultCacheSize is how many recent send ids a connection remembers.
-const resultCacheSize = 256
+const resultCacheSize = signaling.MaxRememberedSends
 
 type result struct {
 	code int

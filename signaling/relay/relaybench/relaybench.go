@@ -227,7 +227,10 @@ func field(msg []byte, marker string) string {
 	return ""
 }
 
-var signalPrefix = []byte(`{"op":"signal"`)
+var (
+	signalPrefix = []byte(`{"op":"signal"`)
+	resultPrefix = []byte(`{"op":"result"`)
+)
 
 // RunLatency sends 1→1 signals at rate per second for d and measures the
 // time from the sender's write to the receiver's read.
@@ -366,6 +369,10 @@ func RunThroughput(ctx context.Context, receivers int, d time.Duration, dataByte
 		to = ids[0]
 	}
 	counts := make([]atomic.Int64, receivers)
+	// Flow control: the sender sleeps on progress while it is a window
+	// ahead of the slowest receiver (spinning would take CPU from them).
+	var waiting atomic.Bool
+	progress := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	for i, ws := range socks {
 		wg.Add(1)
@@ -390,23 +397,40 @@ func RunThroughput(ctx context.Context, receivers int, d time.Duration, dataByte
 				}
 				if bytes.HasPrefix(br, signalPrefix) {
 					counts[i].Add(1)
+					if waiting.Load() {
+						select {
+						case progress <- struct{}{}:
+						default:
+						}
+					}
 				}
 			}
 		}()
 	}
+	var results atomic.Int64 // the sender reads its results (and echoes) and is flow-controlled by them too
 	wg.Add(1)
-	go func() { // the sender's results and echoes
+	go func() {
 		defer wg.Done()
 		for {
-			if _, _, err := sender.NextReader(); err != nil {
+			_, msg, err := sender.ReadMessage()
+			if err != nil {
 				return
+			}
+			if bytes.HasPrefix(msg, resultPrefix) {
+				results.Add(1)
+				if waiting.Load() {
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
 	}()
 
 	minCount := func() int64 {
-		m := counts[0].Load()
-		for i := 1; i < len(counts); i++ {
+		m := results.Load()
+		for i := range counts {
 			m = min(m, counts[i].Load())
 		}
 		return m
@@ -418,8 +442,20 @@ func RunThroughput(ctx context.Context, receivers int, d time.Duration, dataByte
 	end := start.Add(d)
 	var sendErr error
 	for time.Now().Before(end) && ctx.Err() == nil {
-		for sent-minCount() >= window {
-			runtime.Gosched()
+		if sent-minCount() >= window {
+			waiting.Store(true)
+			stalled := time.Now().Add(10 * time.Second)
+			for sent-minCount() >= window/2 && time.Now().Before(stalled) {
+				select {
+				case <-progress:
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			waiting.Store(false)
+			if sent-minCount() >= window/2 {
+				sendErr = errors.New("no progress for 10s: a client was closed (slow consumer?)")
+				break
+			}
 		}
 		buf = buf[:0]
 		buf = append(buf, `{"op":"signal","id":"`...)
