@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +24,9 @@ type metrics struct {
 	closes        *prometheus.CounterVec // sockets closed, by reason
 }
 
-func newMetrics(reg *prometheus.Registry, private bool) *metrics {
+// newMetrics registers the relay's series on reg; a registry can hold one
+// relay's.
+func newMetrics(reg *prometheus.Registry, private bool) (*metrics, error) {
 	m := &metrics{
 		signalsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "teleop_relay_signals_received_total",
@@ -62,14 +65,19 @@ func newMetrics(reg *prometheus.Registry, private bool) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
 	}
-	reg.MustRegister(
+	cs := []prometheus.Collector{
 		gauge("teleop_relay_connections", "Connections in sessions, including those in their grace period.", &m.connections),
 		gauge("teleop_relay_sockets", "Open WebSockets.", &m.sockets),
 		gauge("teleop_relay_sessions", "Sessions with at least one connection.", &m.sessions),
 		m.signalsIn, m.signalsOut, m.dropped, m.resumes, m.rateLimited, m.slowConsumers, m.authFailures, m.closes,
-	)
-	if private {
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	return m
+	if private {
+		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register relay metrics: %w", err)
+		}
+	}
+	return m, nil
 }

@@ -56,7 +56,7 @@ type Options struct {
 
 	Logger   *slog.Logger         // nil discards
 	Clock    clock.Clock          // nil is the wall clock; grace periods, rate limits, ages
-	Registry *prometheus.Registry // nil: a private registry; /metrics serves it
+	Registry *prometheus.Registry // nil: a private registry (with Go and process metrics); /metrics serves it; one relay per registry
 }
 
 // Server is the relay: an http.Handler for the session protocol, the REST
@@ -173,7 +173,10 @@ func New(opts *Options) (*Server, error) {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
 	}
-	s.metrics = newMetrics(o.Registry, private)
+	var err error
+	if s.metrics, err = newMetrics(o.Registry, private); err != nil {
+		return nil, err
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/connect", s.serveConnect)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/teleop/teleop/signaling"
 	"github.com/teleop/teleop/signaling/relay"
 	"github.com/teleop/teleop/signaling/token"
@@ -157,5 +159,22 @@ func TestMetricsHealthAndFallback(t *testing.T) {
 	}
 	if code, body := h.do(h.rest("GET", "/", "")); code != 200 || body != "console" {
 		t.Fatalf("fallback: %d %q", code, body)
+	}
+}
+
+// TestSharedRegistry: a registry holds one relay's metrics; a second relay
+// on it is an error, not a panic.
+func TestSharedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, err := relay.New(&relay.Options{APIKey: testKey, APISecret: testSecret, Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := relay.New(&relay.Options{APIKey: testKey, APISecret: testSecret, Registry: reg}); err == nil {
+		t.Fatal("second relay on one registry")
+	}
+	if _, err := relay.New(&relay.Options{APIKey: testKey}); err == nil {
+		t.Fatal("relay without a secret")
 	}
 }
