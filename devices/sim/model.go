@@ -375,36 +375,53 @@ func (m *model) run() {
 		case <-r.quit:
 			return
 		case fn := <-r.reqs:
-			r.mu.Lock()
+			m.lock()
 			fn()
 		case it := <-rxq:
-			r.mu.Lock()
+			m.lock()
 			m.take(it)
 		case <-timerC(m.busyT):
-			r.mu.Lock()
+			m.lock()
 			it := m.busy
 			m.busy, m.busyT = nil, nil
 			if it.gen == r.dev.gen && r.dev.powered {
 				m.exec(it)
 			}
 		case <-tlmC:
-			r.mu.Lock()
+			m.lock()
 			if r.dev.powered {
 				r.emit(r.tlmLocked())
 			}
 		case <-timerC(m.wdog):
-			r.mu.Lock()
+			m.lock()
 			m.watchdog()
 		case <-timerC(m.replug):
-			r.mu.Lock()
+			m.lock()
 			m.replug = nil
 			if !r.replugAt.IsZero() && !r.clk.Now().Before(r.replugAt) {
 				r.replug()
 			}
 		}
 		m.sync()
-		r.mu.Unlock()
+		m.unlock()
 	}
+}
+
+// lock starts handling an event: r.mu held, lines held back.
+func (m *model) lock() {
+	m.r.mu.Lock()
+	m.r.batching = true
+}
+
+// unlock sends the event's lines, now that the timers are set, and lets go.
+func (m *model) unlock() {
+	r := m.r
+	for _, l := range r.batch {
+		r.send(l)
+	}
+	clear(r.batch)
+	r.batch, r.batching = r.batch[:0], false
+	r.mu.Unlock()
 }
 
 func (m *model) shutdown() {
@@ -413,6 +430,7 @@ func (m *model) shutdown() {
 	defer r.mu.Unlock()
 	r.unplugLocked()
 	r.dev.powered = false
+	r.replugAt = time.Time{}
 	m.sync()
 }
 

@@ -215,6 +215,8 @@ type Robot struct {
 	rxq chan rxItem // guarded by mu; lines from the reader to the model, replaced at each boot
 
 	replugAt time.Time // guarded by mu; when an unplugged robot comes back (zero: never)
+	batching bool      // guarded by mu; the model is handling an event: emit into batch
+	batch    [][]byte  // guarded by mu
 }
 
 // New starts a robot on a new pty: it boots (HELLO) right away.
@@ -313,8 +315,19 @@ func (r *Robot) do(fn func()) {
 }
 
 // emit queues a device line; with the host not reading and the queue full,
-// the line is lost (a UART does not wait either). Safe under r.mu.
+// the line is lost (a UART does not wait either). Called with r.mu held.
+// While the model handles an event its lines are held back until its timers
+// match the new state, so a host that has read a reply may move a fake clock
+// at once.
 func (r *Robot) emit(line []byte) {
+	if r.batching {
+		r.batch = append(r.batch, line)
+		return
+	}
+	r.send(line)
+}
+
+func (r *Robot) send(line []byte) {
 	select {
 	case r.out <- line:
 	default:
