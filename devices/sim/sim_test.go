@@ -500,3 +500,57 @@ func TestStall(t *testing.T) {
 	g.r.Faults().Stall(false)
 	g.c.WaitFor(wait, "a reply after the stall", conformance.Line.Final)
 }
+
+func TestByteFaults(t *testing.T) {
+	g := start(t, &Options{TLMHz: -1})
+	f := g.r.Faults()
+	next := func() conformance.Line {
+		t.Helper()
+		l, err := g.c.Next(wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	// A lost reply: the next line is the next command's.
+	f.DropLines(ToHost, 1)
+	g.c.Send(1, "PING")
+	g.c.Send(2, "PING")
+	if l := next(); l.Seq != 2 {
+		t.Fatalf("after a dropped line: %v", l)
+	}
+	// A corrupted or doubled byte: the host's codec refuses the line.
+	for name, fault := range map[string]func(){
+		"corrupt":   func() { f.CorruptNext(ToHost, 1) },
+		"duplicate": func() { f.DuplicateNext(ToHost, 1) },
+		"drop byte": func() { f.DropNext(ToHost, 1) },
+	} {
+		fault()
+		g.c.Send(3, "PING")
+		if l := next(); l.Err == nil {
+			t.Fatalf("%s: %v parsed", name, l)
+		}
+		g.c.Send(4, "PING")
+		if l := next(); l.Raw != "OK 4*10" {
+			t.Fatalf("%s: the line after: %v", name, l)
+		}
+	}
+	// Host → robot: a corrupted command is refused, never run.
+	f.CorruptNext(ToDevice, 1)
+	g.c.WriteString("\r") // the corrupted byte: '\r' becomes another byte of the next line
+	g.c.Send(5, "VEL", proto.Float(0.5, 3), proto.Float(0, 3))
+	if l := next(); l.Kind != proto.KindErr && l.Kind != proto.KindEvt {
+		t.Fatalf("corrupted VEL: %v", l)
+	}
+	if st := g.r.State(); st.Left != 0 || st.Setpoints != 0 {
+		t.Fatalf("a corrupted VEL ran: %+v", st)
+	}
+	// Probabilities: everything lost, then nothing.
+	f.SetDrop(ToHost, 1)
+	g.c.Send(6, "PING")
+	if l := g.c.Quiet(100 * time.Millisecond); len(l) != 0 {
+		t.Fatalf("drop=1 let %v through", l)
+	}
+	f.Clear()
+	g.ok(7, "PING")
+}
