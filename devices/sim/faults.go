@@ -141,8 +141,15 @@ func (f *Faults) waitUnstalled(done <-chan struct{}) bool {
 }
 
 // Reset reboots the robot: settings, setpoint, e-stop latch and reply cache
-// return to their boot state and a new HELLO goes out.
-func (f *Faults) Reset() { f.r.do(func() { f.r.bootLocked("fault") }) }
+// return to their boot state and a new HELLO goes out. An unplugged robot
+// is off and stays so.
+func (f *Faults) Reset() {
+	f.r.do(func() {
+		if f.r.ep != nil {
+			f.r.bootLocked("fault")
+		}
+	})
+}
 
 // Unplug closes the pty master: the host's reads fail, the slave path
 // disappears and the link is removed. When back > 0 the robot comes back
