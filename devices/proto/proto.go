@@ -179,7 +179,7 @@ var pow10 = [...]float64{1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 // NextSeq returns the seq after s: increasing by one, wrapping 65535 → 1.
 func NextSeq(s uint16) uint16 {
-	if s >= 65535 {
+	if s == 65535 {
 		return 1
 	}
 	return s + 1
