@@ -141,7 +141,7 @@ func ParseSeq(b []byte) (uint16, bool) {
 }
 
 // ParseNumber parses a numeric argument as the spec defines it: an optional
-// '-', digits, and optionally '.' and at most 4 more digits; no exponent.
+// '-', digits, and optionally '.' and 1–4 more digits; no exponent.
 func ParseNumber(b []byte) (float64, bool) {
 	neg := false
 	if len(b) > 0 && b[0] == '-' {
@@ -151,7 +151,7 @@ func ParseNumber(b []byte) (float64, bool) {
 	for i, c := range b {
 		if c == '.' {
 			ip, fp = b[:i], b[i+1:]
-			if len(fp) > 4 {
+			if len(fp) == 0 || len(fp) > 4 {
 				return 0, false
 			}
 			break
