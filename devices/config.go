@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,10 +81,15 @@ type RawConfig struct {
 	// reported sent.
 	OK    string `yaml:"ok"`
 	Error string `yaml:"error"`
-	// Stop is the line Stop sends, and EStop sends three times. Required.
+	// Stop is the line Stop sends (and Close, on the way out). Required.
 	Stop string `yaml:"stop"`
+	// EStop is the line EStop sends three times; default Stop.
+	EStop string `yaml:"estop"`
 	// Clear is the line Clear sends; optional.
 	Clear string `yaml:"clear"`
+	// MaxLine is the longest line the firmware takes, with its '\n';
+	// default 64.
+	MaxLine int `yaml:"max_line"`
 }
 
 // Options are the parts of a Device that are not configuration. A nil
@@ -173,8 +179,12 @@ func (c *Config) Validate() error {
 		if c.Raw.Stop == "" {
 			bad("raw.stop: required in raw protocol (EStop sends it three times)")
 		}
-		for name, line := range map[string]string{"raw.stop": c.Raw.Stop, "raw.clear": c.Raw.Clear} {
-			if err := checkRawLine(line); line != "" && err != nil {
+		if c.Raw.MaxLine != 0 && (c.Raw.MaxLine < 8 || c.Raw.MaxLine > 256) {
+			bad("raw.max_line: %d outside 8–256", c.Raw.MaxLine)
+		}
+		maxLine := cmp.Or(c.Raw.MaxLine, proto.MaxCommandLine)
+		for name, line := range map[string]string{"raw.stop": c.Raw.Stop, "raw.estop": c.Raw.EStop, "raw.clear": c.Raw.Clear} {
+			if err := checkRawLine(line, maxLine); line != "" && err != nil {
 				bad("%s: %w", name, err)
 			}
 		}
@@ -227,6 +237,10 @@ func (c Config) withDefaults() Config {
 	if c.BackoffMax < c.BackoffMin {
 		c.BackoffMax = c.BackoffMin
 	}
+	if c.Protocol == ProtocolRaw {
+		c.Raw.EStop = cmp.Or(c.Raw.EStop, c.Raw.Stop)
+		c.Raw.MaxLine = cmp.Or(c.Raw.MaxLine, proto.MaxCommandLine)
+	}
 	return c
 }
 
@@ -255,10 +269,14 @@ func (c *Config) setArgs() [][]proto.Arg {
 }
 
 // checkRawLine refuses what may never reach a serial line: control
-// characters (no newline injection) and bytes outside 7-bit ASCII.
-func checkRawLine(s string) error {
+// characters (no newline injection), bytes outside 7-bit ASCII, and lines
+// longer than maxLine with their '\n'.
+func checkRawLine(s string, maxLine int) error {
 	if s == "" {
 		return errors.New("empty line")
+	}
+	if len(s)+1 > maxLine {
+		return fmt.Errorf("%d bytes with its newline, limit %d", len(s)+1, maxLine)
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7F {

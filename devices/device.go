@@ -44,25 +44,25 @@ type Device struct {
 	notified    State // the last state delivered to OnState
 	notifiedAny bool
 
-	closed   bool                // Close has begun: new commands fail with ErrClosed
-	conn     *conn               // the live connection; nil while down
-	ready    bool                // handshake done: user commands may be sent
-	hello    proto.Hello         // the newest HELLO
-	helloGen int                 // counts HELLOs; the handshake uses it to see a fresh one
-	strictRx bool                // device lines must carry *HH (after SET strict=1)
-	latched  bool                // e-stop in force until the device confirms CLEAR
-	seq      uint16              // the last seq sent
-	order    uint64              // submission counter: FIFO between one-shots and setpoints
-	sendIdx  uint64              // transmission counter: replies come in this order
-	ctrl     [][]byte            // realtime bytes (0x18, '?', e-stop on reconnect): written first
-	oneshots []*request          // one-shot commands waiting to be sent, FIFO
-	oneshot  *request            // the one-shot command in flight (at most one, §7.1)
-	setpoint *request            // the setpoint waiting to be sent; newest wins
-	pending  map[uint16]*request // teleop/1: sent and awaiting a reply, by seq
-	rawOut   *request            // raw with reply patterns: the command awaiting a matching line
-	inflight int                 // bytes of pending commands, kept within the device's rx
-	lastRx   time.Time           // when the last valid line arrived
-	probed   bool                // a '?' went out since lastRx
+	closed     bool                // Close has begun: new commands fail with ErrClosed
+	conn       *conn               // the live connection; nil while down
+	ready      bool                // handshake done: user commands may be sent
+	hello      proto.Hello         // the newest HELLO
+	helloGen   int                 // counts HELLOs; the handshake uses it to see a fresh one
+	strictRx   bool                // device lines must carry *HH (after SET strict=1)
+	latched    bool                // e-stop in force until the device confirms CLEAR
+	seq        uint16              // the last seq sent
+	order      uint64              // submission counter: FIFO between one-shots and setpoints
+	sendIdx    uint64              // transmission counter: replies come in this order
+	ctrl       [][]byte            // realtime bytes (0x18, '?', e-stop on reconnect): written first
+	oneshots   []*request          // one-shot commands waiting to be sent, FIFO
+	oneshot    *request            // the one-shot command in flight (at most one, §7.1)
+	setpoint   *request            // the setpoint waiting to be sent; newest wins
+	pending    map[uint16]*request // teleop/1: sent and awaiting a reply, by seq
+	rawOut     *request            // raw with reply patterns: the command awaiting a matching line
+	inflight   int                 // bytes of pending commands, kept within the device's rx
+	lastRx     time.Time           // when the last valid line arrived
+	unanswered int                 // commands in a row that timed out (teleop/1)
 
 	// owned by the reader goroutine
 	dl      proto.DeviceLine
@@ -181,7 +181,7 @@ func (d *Device) Setpoint(ctx context.Context, cmd Command) (Result, error) {
 
 // EStop is the e-stop fast path. It latches the e-stop (Setpoint refuses
 // until the device confirms CLEAR), drops a waiting setpoint, and writes
-// the e-stop bytes ("!!!"; raw: the stop line three times) at once: not
+// the e-stop bytes ("!!!"; raw: the e-stop line three times) at once: not
 // through the command queue, waiting only for a write already in progress
 // and jumping the kernel's output queue. It works in any state: when the
 // port is down, or the write fails, the e-stop is still latched and goes
@@ -219,7 +219,7 @@ func (d *Device) EStop() error {
 
 func (d *Device) estopBytes() []byte {
 	if d.raw {
-		l := d.cfg.Raw.Stop + "\n"
+		l := d.cfg.Raw.EStop + "\n"
 		return []byte(l + l + l)
 	}
 	return []byte{proto.ByteEstop, proto.ByteEstop, proto.ByteEstop}

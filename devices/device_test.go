@@ -405,9 +405,7 @@ func TestEStopOvertakesQueue(t *testing.T) {
 			t.Errorf("queued %q reached the device before the e-stop", l)
 		}
 	}
-	if n := dev.got.count(eq("!")); n != 3 {
-		t.Errorf("device got %d e-stop bytes, want 3", n)
-	}
+	dev.got.waitFrom(t, dev.got.waitFrom(t, i+1, "second '!'", eq("!"))+1, "third '!'", eq("!"))
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -437,10 +435,10 @@ func TestFailsafeFromDevice(t *testing.T) {
 	dev := newFakeDev(t)
 	h := openDevice(t, testConfig(dev.Path()), nil)
 	h.waitState(t, StateReady)
+	dev.set(func(f *fakeDev) { f.fs = true })
 	dev.sendLine("EVT WDOG")
-	h.waitState(t, StateFailsafe)
+	from := h.states.wait(t, "failsafe", stateIs(StateFailsafe))
 	h.logs.wait(t, "watchdog log", has("device watchdog expired"))
-	from := h.states.len()
 	if res, err := h.d.Setpoint(ctxT(t), Cmd("VEL", proto.Float(0.1, 3), proto.Float(0, 3))); err != nil || res.Status != StatusOK {
 		t.Fatalf("VEL = %+v, %v", res, err)
 	}

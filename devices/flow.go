@@ -96,7 +96,7 @@ func (d *Device) newRequest(kind reqKind, cmd Command) (*request, error) {
 		if cmd.Verb != "" || cmd.Args != nil {
 			return nil, fmt.Errorf("%w: raw protocol takes a Line, not a verb", ErrWrongKind)
 		}
-		if err := checkRawLine(cmd.Line); err != nil {
+		if err := checkRawLine(cmd.Line, d.cfg.Raw.MaxLine); err != nil {
 			return nil, fmt.Errorf("raw command %q: %w", cmd.Line, err)
 		}
 	} else {
@@ -373,7 +373,19 @@ func (d *Device) expire(c *conn, r *request, gen int) {
 	}
 	d.log.Warn("no reply; giving up", "seq", r.seq, "cmd", r.cmd.String(), "tries", r.tries, "timeout", r.timeout)
 	d.finishLocked(r, outcome{res: Result{Status: StatusTimeout}})
+	// A device that sends telemetry but answers no command (its receive
+	// side is stuck) is not silent, but it is not a link either.
+	if !d.raw {
+		if d.unanswered++; d.unanswered >= maxUnanswered {
+			err := fmt.Errorf("device answered none of the last %d commands", d.unanswered)
+			d.log.Error("link failed: commands unanswered", "count", d.unanswered)
+			c.fail(err)
+		}
+	}
 }
+
+// maxUnanswered commands timing out in a row fail the link.
+const maxUnanswered = 3
 
 // writeLoop is the connection's one writer. It ends when the link fails.
 func (d *Device) writeLoop(c *conn) {
@@ -474,7 +486,7 @@ func (d *Device) handleLine(c *conn, line []byte) {
 		d.mu.Unlock()
 		return
 	}
-	d.lastRx, d.probed = now, false
+	d.lastRx = now
 	switch dl.Kind {
 	case proto.KindOK, proto.KindErr:
 		d.replyLocked(dl, now)
@@ -527,6 +539,7 @@ func (d *Device) replyLocked(dl *proto.DeviceLine, now time.Time) {
 			d.finishLocked(p, outcome{res: Result{Status: StatusTimeout, Text: "lost: a later command was answered"}})
 		}
 	}
+	d.unanswered = 0
 	res := Result{Seq: r.seq, Tries: r.tries, RTT: now.Sub(r.sentAt)}
 	if dl.Kind == proto.KindOK {
 		res.Status = StatusOK

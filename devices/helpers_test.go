@@ -98,11 +98,15 @@ func quoteAll(ss []string) []string {
 	return out
 }
 
-func eq(want string) func(string) bool       { return func(s string) bool { return s == want } }
-func has(sub string) func(string) bool       { return func(s string) bool { return strings.Contains(s, sub) } }
-func prefix(p string) func(string) bool      { return func(s string) bool { return strings.HasPrefix(s, p) } }
-func verb(v string) func(string) bool        { return func(s string) bool { return cmdVerb(s) == v } }
-func stateIs(st State) func(string) bool     { return eq(st.String()) }
+func eq(want string) func(string) bool { return func(s string) bool { return s == want } }
+func has(sub string) func(string) bool {
+	return func(s string) bool { return strings.Contains(s, sub) }
+}
+func prefix(p string) func(string) bool {
+	return func(s string) bool { return strings.HasPrefix(s, p) }
+}
+func verb(v string) func(string) bool    { return func(s string) bool { return cmdVerb(s) == v } }
+func stateIs(st State) func(string) bool { return eq(st.String()) }
 func anyOf(fs ...func(string) bool) func(string) bool {
 	return func(s string) bool {
 		for _, f := range fs {
@@ -153,14 +157,15 @@ type fakeDev struct {
 	got  *recorder // every command line and realtime byte ("!", "?", "\x18") received
 	link string    // stable symlink to the current slave, if any
 
-	mu      sync.Mutex
-	master  *os.File
-	slave   *os.File // kept open, so the master never sees EIO between host opens
-	path    string
-	hello   proto.Hello
-	silent  bool // read everything, answer nothing
-	estop   bool
-	tms     uint32
+	mu        sync.Mutex
+	master    *os.File
+	slave     *os.File // kept open, so the master never sees EIO between host opens
+	path      string
+	hello     proto.Hello
+	silent    bool // read everything, answer nothing
+	estop     bool
+	fs        bool // failsafe: the watchdog expired; VEL/HB/CLEAR leave it
+	tms       uint32
 	cacheSeq  uint16 // reply cache of the last one-shot (§7.2)
 	cacheResp []string
 	// script, when set, sees each parsed command first; handled=true
@@ -196,24 +201,7 @@ func (f *fakeDev) withLink() *fakeDev {
 
 // plug opens a fresh pty (a new /dev/pts/N) and starts reading it.
 func (f *fakeDev) plug() {
-	m, s, err := pty.Open()
-	if err != nil {
-		f.t.Fatalf("open pty: %v", err)
-	}
-	// pty.Open leaves the master blocking, where Close does not interrupt
-	// a Read; a non-blocking duplicate is served by the runtime poller.
-	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	m.Close()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		f.t.Fatal(err)
-	}
-	m = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := rawTTY(s); err != nil {
-		f.t.Fatal(err)
-	}
+	m, s := openTestPTY(f.t)
 	f.mu.Lock()
 	f.master, f.slave, f.path = m, s, s.Name()
 	f.mu.Unlock()
@@ -391,8 +379,11 @@ func (f *fakeDev) tlm() string {
 	defer f.mu.Unlock()
 	f.tms += 100
 	st := "RDY"
-	if f.estop {
+	switch {
+	case f.estop:
 		st = "ES"
+	case f.fs:
+		st = "FS"
 	}
 	return withSum(fmt.Sprintf("TLM %d st=%s", f.tms, st))
 }
@@ -441,7 +432,7 @@ func (f *fakeDev) handle(line string) []string {
 			out = ok()
 		}
 	case "CLEAR":
-		f.set(func(f *fakeDev) { f.estop = false })
+		f.set(func(f *fakeDev) { f.estop, f.fs = false, false })
 		if estop {
 			out = ok(withSum("EVT CLEARED"))
 		} else {
@@ -457,6 +448,7 @@ func (f *fakeDev) handle(line string) []string {
 		case verb == "VEL" && len(c.Args) == 2 && outOfRange(c.Args):
 			out = []string{string(proto.AppendErr(nil, c.Seq, true, proto.CodeRange, "range"))}
 		default:
+			f.set(func(f *fakeDev) { f.fs = false })
 			out = ok()
 		}
 	default:
@@ -476,6 +468,30 @@ func outOfRange(args [][]byte) bool {
 		}
 	}
 	return false
+}
+
+// openTestPTY opens a raw pty pair. The master is non-blocking, so the
+// runtime poller serves it and Close interrupts a Read (pty.Open leaves it
+// blocking, where Close does not).
+func openTestPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, s, err := pty.Open()
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	m.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	m = os.NewFile(uintptr(fd), "/dev/ptmx")
+	if err := rawTTY(s); err != nil {
+		t.Fatal(err)
+	}
+	return m, s
 }
 
 func rawTTY(f *os.File) error {
@@ -510,7 +526,7 @@ func testConfig(port string) Config {
 		Port:           port,
 		BootWait:       20 * time.Millisecond,
 		CommandTimeout: 150 * time.Millisecond,
-		SilenceTimeout: 600 * time.Millisecond,
+		SilenceTimeout: time.Second,
 		WriteTimeout:   200 * time.Millisecond,
 		BackoffMin:     20 * time.Millisecond,
 		BackoffMax:     80 * time.Millisecond,

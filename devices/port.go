@@ -260,7 +260,7 @@ func (p *Port) writeErr(err error) error {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		p.Close()
 		return fmt.Errorf("write %s: %w: blocked for %v (the device stopped reading)", p.path, ErrWriteStalled, p.writeTimeout)
-	case errors.Is(err, os.ErrClosed):
+	case p.closing.Load() || errors.Is(err, os.ErrClosed):
 		return ErrPortClosed
 	}
 	return fmt.Errorf("write %s: %w", p.path, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,7 +92,7 @@ func (d *Device) connect() (*conn, error) {
 	d.seq = 0
 	d.ctrl = nil
 	d.lastRx = d.clk.Now()
-	d.probed = false
+	d.unanswered = 0
 	d.mu.Unlock()
 	c.wg.Add(2)
 	go d.readLoop(c)
@@ -234,7 +235,6 @@ func (d *Device) handshake(c *conn) error {
 			continue
 		}
 		d.ready = true
-		d.probed = false
 		d.state = StateReady
 		if d.latched {
 			d.state = StateEStopped
@@ -250,8 +250,8 @@ func (d *Device) handshake(c *conn) error {
 }
 
 // monitor watches a ready link: nil means the device rebooted (handshake
-// again); an error means the link is down. Silence is a failure; at half
-// the silence timeout the host asks for telemetry with '?', so a healthy
+// again); an error means the link is down. Silence is a failure; from half
+// the silence timeout on the host asks for telemetry with '?', so a healthy
 // device with tlm_hz=0 is not mistaken for a dead one.
 func (d *Device) monitor(c *conn) error {
 	tick := d.clk.NewTicker(max(d.cfg.SilenceTimeout/4, time.Millisecond))
@@ -275,8 +275,9 @@ func (d *Device) monitor(c *conn) error {
 			c.fail(err)
 			return err
 		}
-		if idle >= d.cfg.SilenceTimeout/2 && !d.probed {
-			d.probed = true
+		// Probe on every tick from half the timeout on, so one lost '?' or
+		// TLM does not end a healthy link; never pile probes up unsent.
+		if idle >= d.cfg.SilenceTimeout/2 && !slices.ContainsFunc(d.ctrl, isProbe) {
 			d.ctrl = append(d.ctrl, []byte{proto.ByteTelemetry})
 			d.kickLocked()
 		}
@@ -332,6 +333,8 @@ func (d *Device) finalStop(c *conn) {
 	}
 	d.log.Info("robot stopped before close")
 }
+
+func isProbe(b []byte) bool { return len(b) == 1 && b[0] == proto.ByteTelemetry }
 
 func describe(r Result) string {
 	switch r.Status {
