@@ -3,8 +3,19 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +190,68 @@ func TestServerDevMode(t *testing.T) {
 			t.Fatalf("key without secret: %v", err)
 		}
 	})
+}
+
+func TestServerTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+	u, _, stop := startServer(t, "--listen", "127.0.0.1:0", "--api-key", "12345678", "--api-secret", "s",
+		"--tls-cert", certFile, "--tls-key", keyFile)
+	if !strings.HasPrefix(u, "https://") {
+		t.Fatalf("listening on %s", u)
+	}
+	tok, err := token.New("12345678", "s", "demo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // the test's own self-signed certificate
+	c, _, err := d.Dial("wss"+strings.TrimPrefix(u, "https")+"/v1/connect?token="+url.QueryEscape(tok), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w signaling.Frame
+	if err := c.ReadJSON(&w); err != nil || w.Op != signaling.OpWelcome {
+		t.Fatalf("welcome over TLS: %+v %v", w, err)
+	}
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd(io.Discard, io.Discard)
+	root.SetArgs([]string{"server", "--listen", "127.0.0.1:0", "--api-key", "1", "--api-secret", "s", "--tls-cert", certFile})
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+		t.Fatalf("--tls-cert alone: %v", err)
+	}
+}
+
+// writeSelfSigned writes a self-signed certificate for 127.0.0.1 and its key.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "teleop test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
