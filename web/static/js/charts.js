@@ -12,6 +12,7 @@ class Canvas {
     this.ctx = canvas.getContext('2d');
     this.queued = false;
     new ResizeObserver(() => this.redraw()).observe(canvas);
+    matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.redraw());
   }
 
   redraw() {

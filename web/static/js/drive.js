@@ -214,7 +214,9 @@ export class Gamepads {
     let v = null;
     let boost = false;
     let estop = false;
-    this.name = pads.length ? pads[0].id : '';
+    const name = pads.length ? pads[0].id : '';
+    const renamed = name !== this.name;
+    this.name = name;
     for (const p of pads) {
       const b = (i) => !!(p.buttons[i] && p.buttons[i].pressed);
       const a = (i) => this.axis(p.axes[i] || 0);
@@ -230,7 +232,7 @@ export class Gamepads {
       clearInterval(this.timer);
       this.timer = null;
     }
-    const changed = (v === null) !== (this.v === null) || boost !== this.boost ||
+    const changed = renamed || (v === null) !== (this.v === null) || boost !== this.boost ||
       (v && (v.linear !== this.v.linear || v.angular !== this.v.angular));
     this.v = v;
     this.boost = boost;
