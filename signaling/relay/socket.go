@@ -85,19 +85,36 @@ func (w why) closeCode() int {
 	return websocket.CloseAbnormalClosure // not sent: a network loss gets no close frame we choose
 }
 
+// closeText is the reason sent in the close frame, for people reading
+// traces; clients act on the code.
+func (w why) closeText() string {
+	switch w {
+	case whyDisconnect:
+		return "disconnected"
+	case whyServerClosing:
+		return "relay shutting down"
+	case whyTooBig:
+		return "frame over 65536 bytes"
+	case whyPingTimeout:
+		return "ping timeout"
+	case whySlowConsumer:
+		return "slow consumer: resume to catch up"
+	case whySuperseded:
+		return "superseded by a resume on another socket"
+	case whyForceDisconnected:
+		return "force-disconnected"
+	case whyTokenRefused:
+		return "token refused"
+	case whySessionFull:
+		return "session full"
+	}
+	return ""
+}
+
 // flush reports whether frames queued before the close are written first.
 func (w why) flush() bool {
 	switch w {
 	case whyForceDisconnected, whyDisconnect, whyTokenRefused, whySessionFull:
-		return true
-	}
-	return false
-}
-
-// grace reports whether the connection outlives a socket that ended so.
-func (w why) grace() bool {
-	switch w {
-	case whyPeerAbnormal, whyNetwork, whyPingTimeout, whyTooBig, whySlowConsumer, whyNone:
 		return true
 	}
 	return false
@@ -122,7 +139,6 @@ type sock struct {
 	wantPong  bool   // guarded by mu
 	closing   bool   // guarded by mu
 	why       why    // guarded by mu: set with closing
-	closeText string // guarded by mu
 	peerCode  int    // guarded by mu: the close code the client sent, echoed
 }
 
@@ -173,16 +189,12 @@ func (sk *sock) poke() {
 // shutdown asks the writer to close the socket for reason w (the first
 // reason wins) and reports whether this call set it.
 func (sk *sock) shutdown(w why) bool {
-	return sk.shutdownText(w, "")
-}
-
-func (sk *sock) shutdownText(w why, text string) bool {
 	sk.mu.Lock()
 	if sk.closing {
 		sk.mu.Unlock()
 		return false
 	}
-	sk.closing, sk.why, sk.closeText = true, w, text
+	sk.closing, sk.why = true, w
 	sk.mu.Unlock()
 	sk.poke()
 	return true
@@ -463,7 +475,7 @@ func (sk *sock) writeLoop() {
 		batch, sk.q = sk.q, batch[:0]
 		pong, wantPong := sk.pong, sk.wantPong
 		sk.wantPong = false
-		closing, w, text, peerCode := sk.closing, sk.why, sk.closeText, sk.peerCode
+		closing, w, peerCode := sk.closing, sk.why, sk.peerCode
 		sk.mu.Unlock()
 
 		_ = fc.SetWriteDeadline(time.Now().Add(writeWait))
@@ -486,7 +498,7 @@ func (sk *sock) writeLoop() {
 			return
 		}
 		if closing {
-			sk.writeClose(w, text, peerCode)
+			sk.writeClose(w, peerCode)
 			return
 		}
 	}
@@ -527,11 +539,11 @@ func (sk *sock) writeItems(batch []item) error {
 // writeClose sends the close frame for w, then waits (at most closeWait) for
 // the reader to see the client's reply before closing the connection under
 // it.
-func (sk *sock) writeClose(w why, text string, peerCode int) {
+func (sk *sock) writeClose(w why, peerCode int) {
 	if w != whyNetwork {
-		code := w.closeCode()
+		code, text := w.closeCode(), w.closeText()
 		if w == whyPeerClosed || w == whyPeerAbnormal {
-			code = peerCode // echo what the client sent
+			code, text = peerCode, "" // echo what the client sent
 		}
 		_ = sk.fc.SetWriteDeadline(time.Now().Add(closeWait))
 		_ = sk.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text))
