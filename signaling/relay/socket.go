@@ -133,13 +133,13 @@ type sock struct {
 	readerDone chan struct{} // closed when the reader loop has returned
 	c          *conn         // set before writeLoop starts; nil when the connect was refused
 
-	mu        sync.Mutex
-	q         []item // guarded by mu
-	pong      []byte // guarded by mu: payload of a WebSocket pong to send
-	wantPong  bool   // guarded by mu
-	closing   bool   // guarded by mu
-	why       why    // guarded by mu: set with closing
-	peerCode  int    // guarded by mu: the close code the client sent, echoed
+	mu       sync.Mutex
+	q        []item // guarded by mu
+	pong     []byte // guarded by mu: payload of a WebSocket pong to send
+	wantPong bool   // guarded by mu
+	closing  bool   // guarded by mu
+	why      why    // guarded by mu: set with closing
+	peerCode int    // guarded by mu: the close code the client sent, echoed
 }
 
 // enqueue queues it unless the socket is closing (ok false, full false) or
