@@ -72,15 +72,31 @@ func listPorts(sysRoot, devRoot string) ([]PortInfo, error) {
 			p.Console = true
 		}
 		if dev, err := filepath.EvalSymlinks(devLink); err == nil {
-			if drv, err := os.Readlink(filepath.Join(dev, "driver")); err == nil {
-				p.Driver = filepath.Base(drv)
-			}
+			p.Driver = driverOf(dev)
 			usbDetails(sysRoot, dev, &p)
 		}
 		out = append(out, p)
 	}
 	slices.SortFunc(out, func(a, b PortInfo) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
+}
+
+// driverOf names the driver of a tty's device. Since Linux 6.5 a UART's
+// tty hangs off serial-base "port" and "ctrl" devices; the driver that
+// names the hardware (serial8250, uart-pl011, …) is on their parent.
+func driverOf(dev string) string {
+	for i := 0; i < 4; i++ {
+		sub, _ := os.Readlink(filepath.Join(dev, "subsystem"))
+		if filepath.Base(sub) != "serial-base" {
+			break
+		}
+		dev = filepath.Dir(dev)
+	}
+	drv, err := os.Readlink(filepath.Join(dev, "driver"))
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(drv)
 }
 
 // usbDetails walks up from a tty's device directory to the USB device (the

@@ -69,6 +69,15 @@ func fakeSys(t *testing.T) (sysRoot, devRoot string) {
 	// The Pi's PL011, with the console on it.
 	tty("ttyAMA0", "devices/platform/soc/fe201000.serial/tty/ttyAMA0", "devices/platform/soc/fe201000.serial", "uart-pl011")
 	write(filepath.Join(sysRoot, "devices/platform/soc/fe201000.serial/tty/ttyAMA0/console"), "Y")
+	// A PC's 16550A behind the serial-base bus (Linux ≥ 6.5): the tty's
+	// device is the "port" device; the hardware driver is two levels up.
+	tty("ttyS0", "devices/pnp0/00:00/00:00:0/00:00:0.0/tty/ttyS0", "devices/pnp0/00:00/00:00:0/00:00:0.0", "port")
+	write(filepath.Join(sysRoot, "devices/pnp0/00:00/00:00:0/00:00:0.0/tty/ttyS0/type"), "4")
+	link("../../../../bus/serial-base", filepath.Join(sysRoot, "devices/pnp0/00:00/00:00:0/00:00:0.0/subsystem"))
+	link("../../../bus/serial-base", filepath.Join(sysRoot, "devices/pnp0/00:00/00:00:0/subsystem"))
+	link("../../drivers/ctrl", filepath.Join(sysRoot, "devices/pnp0/00:00/00:00:0/driver"))
+	link("../../bus/pnp", filepath.Join(sysRoot, "devices/pnp0/00:00/subsystem"))
+	link("../../drivers/serial", filepath.Join(sysRoot, "devices/pnp0/00:00/driver"))
 	// An 8250 placeholder with no UART (type 0), and a vt with no device.
 	tty("ttyS1", "devices/platform/serial8250/tty/ttyS1", "devices/platform/serial8250", "serial8250")
 	write(filepath.Join(sysRoot, "devices/platform/serial8250/tty/ttyS1/type"), "0")
@@ -95,7 +104,7 @@ func TestListPorts(t *testing.T) {
 		byPath[rel] = p
 		paths = append(paths, rel)
 	}
-	if want := []string{"ttyACM0", "ttyAMA0", "ttyUSB0", "ttyUSB1", "ttyUSB2"}; !reflect.DeepEqual(paths, want) {
+	if want := []string{"ttyACM0", "ttyAMA0", "ttyS0", "ttyUSB0", "ttyUSB1", "ttyUSB2"}; !reflect.DeepEqual(paths, want) {
 		t.Fatalf("ports = %v, want %v", paths, want)
 	}
 	uno := byPath["ttyACM0"]
@@ -107,6 +116,9 @@ func TestListPorts(t *testing.T) {
 	if ftdi.ID() != "0403:6001" || ftdi.Serial != "A10KZ3X1" || ftdi.Driver != "ftdi_sio" || len(ftdi.Links) != 1 ||
 		!strings.Contains(ftdi.Links[0], "by-id/usb-FTDI") {
 		t.Errorf("ftdi = %+v", ftdi)
+	}
+	if s0 := byPath["ttyS0"]; s0.USB || s0.Driver != "serial" {
+		t.Errorf("ttyS0 = %+v", s0)
 	}
 	if ama := byPath["ttyAMA0"]; ama.USB || !ama.Console || ama.Driver != "uart-pl011" || ama.ID() != "" {
 		t.Errorf("ttyAMA0 = %+v", ama)

@@ -26,6 +26,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newBenchCmd(),
 		newConfigCmd(),
 		newSimCmd(),
+		newPortsCmd(),
+		newSerialCmd(),
 	)
 	return root
 }
