@@ -20,6 +20,7 @@ func newTokenCmd() *cobra.Command {
 		apiKey, apiSecret     string
 		ttl                   time.Duration
 		legacy, newSession    bool
+		project               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "token",
@@ -30,9 +31,13 @@ The api key and secret come from --api-key/--api-secret or, when a flag is not
 given, from TELEOP_API_KEY/TELEOP_API_SECRET. Tokens are HS256 JWTs with the
 claims of the official OpenTok server SDKs; --legacy mints the older "T1==" form.
 With --new-session an OpenTok-format session ID is minted first and printed on
-stderr as "session: <id>".`,
+stderr as "session: <id>".
+
+With --project it prints instead the short-lived project JWT (iss = api key,
+ist = "project") that backends send to the REST API as X-OPENTOK-AUTH.`,
 		Example: `  teleop token --session robot-1 --role moderator --data 'name=alice'
-  TELEOP_API_KEY=123456 TELEOP_API_SECRET=… teleop token --new-session --ttl 1h`,
+  TELEOP_API_KEY=123456 TELEOP_API_SECRET=… teleop token --new-session --ttl 1h
+  curl -H "X-OPENTOK-AUTH: $(teleop token --project)" …`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			key, err := credential(cmd, "api-key", apiKey, "TELEOP_API_KEY")
@@ -41,6 +46,20 @@ stderr as "session: <id>".`,
 			}
 			secret, err := credential(cmd, "api-secret", apiSecret, "TELEOP_API_SECRET")
 			if err != nil {
+				return err
+			}
+			if project {
+				if sessionID != "" || newSession || legacy || cmd.Flags().Changed("role") || cmd.Flags().Changed("data") {
+					return errors.New("--project mints a REST API token: it takes no --session, --new-session, --legacy, --role or --data")
+				}
+				if !cmd.Flags().Changed("ttl") {
+					ttl = token.DefaultProjectTTL
+				}
+				tok, err := token.NewProjectJWT(key, secret, time.Now(), ttl)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), tok)
 				return err
 			}
 			r, err := token.ParseRole(role)
@@ -78,6 +97,7 @@ stderr as "session: <id>".`,
 	f.StringVar(&data, "data", "", "connection data, visible to every client (at most 1024 bytes)")
 	f.DurationVar(&ttl, "ttl", token.DefaultTTL, "lifetime of the token, at most 720h (30 days)")
 	f.BoolVar(&legacy, "legacy", false, `mint the legacy "T1==" format instead of a JWT`)
+	f.BoolVar(&project, "project", false, "mint a REST API auth token (X-OPENTOK-AUTH) instead; --ttl defaults to 3m, at most 5m")
 	f.StringVar(&apiKey, "api-key", "", "api key (default $TELEOP_API_KEY)")
 	f.StringVar(&apiSecret, "api-secret", "", "api secret (default $TELEOP_API_SECRET)")
 	return cmd

@@ -165,3 +165,31 @@ func TestTokenCmdErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestTokenCmdProject(t *testing.T) {
+	t.Setenv("TELEOP_API_KEY", "123456")
+	t.Setenv("TELEOP_API_SECRET", "s3cret")
+	stdout, _, err := runTeleop(t, "token", "--project")
+	if err != nil {
+		t.Fatalf("token --project: %v", err)
+	}
+	tok := strings.TrimSpace(stdout)
+	if err := token.VerifyProjectJWT(tok, "123456", "s3cret", time.Now()); err != nil {
+		t.Fatalf("the printed project token does not verify: %v", err)
+	}
+	if err := token.VerifyProjectJWT(tok, "123456", "other", time.Now()); err == nil {
+		t.Fatal("the project token verified with the wrong secret")
+	}
+	if _, err := token.Verify(tok, "123456", "s3cret", time.Now()); err == nil {
+		t.Fatal("a project token was accepted as a session token")
+	}
+	for _, args := range [][]string{
+		{"token", "--project", "--session", "s1"},
+		{"token", "--project", "--role", "moderator"},
+		{"token", "--project", "--ttl", "10m"},
+	} {
+		if _, _, err := runTeleop(t, args...); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
