@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/teleop/teleop/clock"
 	"github.com/teleop/teleop/devices/proto"
 )
 
@@ -762,4 +763,71 @@ func TestStateStrings(t *testing.T) {
 			t.Errorf("status %d has no name", s)
 		}
 	}
+}
+
+// With a fake clock nothing waits on the wall clock: the boot wait, the
+// one-shot retry, silence and the reconnect backoff each happen when the
+// test moves time, and not before.
+func TestFakeClock(t *testing.T) {
+	clk := clock.NewFake()
+	dev := newFakeDev(t)
+	cfg := testConfig(dev.Path())
+	h := openDevice(t, cfg, &Options{Clock: clk})
+
+	<-clk.BlockUntil(1) // the boot wait
+	if n := dev.got.len(); n != 0 {
+		t.Fatalf("device got %d lines before the boot wait ended", n)
+	}
+	clk.Advance(cfg.BootWait)
+	h.waitState(t, StateReady)
+
+	var mu sync.Mutex
+	drops := 1
+	dev.set(func(f *fakeDev) {
+		f.script = func(line string, c *proto.Command) ([]string, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if string(c.Verb) == "OUT" && drops > 0 {
+				drops--
+				return nil, true
+			}
+			return nil, false
+		}
+	})
+	done := make(chan Result, 1)
+	go func() {
+		res, _ := h.d.Do(ctxT(t), Cmd("OUT", proto.KV("lights", proto.Int(1))))
+		done <- res
+	}()
+	first := dev.got.wait(t, "OUT", verb("OUT"))
+	select {
+	case res := <-done:
+		t.Fatalf("Do returned before any time passed: %+v", res)
+	default:
+	}
+	clk.Advance(cfg.CommandTimeout) // the reply timer was armed before the write
+	dev.got.waitFrom(t, first+1, "OUT resent", verb("OUT"))
+	if res := <-done; res.Status != StatusOK || res.Tries != 2 {
+		t.Fatalf("Do = %+v, want ok after 2 tries", res)
+	}
+
+	// Silence: the device stops answering; the host probes, then gives up.
+	from := h.states.len()
+	dev.set(func(f *fakeDev) { f.silent = true })
+	for i := 0; i < 5; i++ {
+		clk.Advance(cfg.SilenceTimeout / 4)
+	}
+	h.states.waitFrom(t, from, "disconnected", stateIs(StateDisconnected))
+	if dev.got.count(eq("?")) == 0 {
+		t.Error("no '?' probe before declaring the device silent")
+	}
+
+	// The reconnect waits for the backoff, then the boot wait.
+	dev.set(func(f *fakeDev) { f.silent = false })
+	<-clk.BlockUntil(1) // the backoff timer
+	from = h.states.len()
+	clk.Advance(cfg.BackoffMax)
+	<-clk.BlockUntil(1) // the boot wait
+	clk.Advance(cfg.BootWait)
+	h.waitReadyFrom(t, from)
 }

@@ -16,16 +16,44 @@ import (
 	"github.com/teleop/teleop/devices/sim"
 )
 
-// syncBuffer is a bytes.Buffer safe for the console's two writers.
+// syncBuffer is a bytes.Buffer safe for the console's two writers, which
+// tests can wait on.
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	ch chan struct{} // closed and replaced on every write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+	}
+	s.ch = make(chan struct{})
 	return s.b.Write(p)
+}
+
+// waitFor waits until the output contains sub.
+func (s *syncBuffer) waitFor(t *testing.T, sub string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		if s.ch == nil {
+			s.ch = make(chan struct{})
+		}
+		ok, ch := strings.Contains(s.b.String(), sub), s.ch
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("output lacks %q:\n%s", sub, s.String())
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -143,13 +171,7 @@ func TestSerialConsoleInterrupt(t *testing.T) {
 		done <- root.ExecuteContext(ctx)
 	}()
 	pw.Write([]byte("PING\n"))
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "← OK 1*15") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reply; stdout:\n%s", out.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling the output of a subprocess-like command
-	}
+	out.waitFor(t, "← OK 1*15")
 	// While the console runs, the port is locked.
 	if _, err := devices.OpenPort(r.Link(), nil); !errors.Is(err, devices.ErrPortBusy) {
 		t.Errorf("OpenPort while the console runs: %v, want ErrPortBusy", err)
@@ -186,13 +208,7 @@ func TestSerialConsoleDeviceGone(t *testing.T) {
 		done <- root.ExecuteContext(ctx)
 	}()
 	pw.Write([]byte("PING\n"))
-	for !strings.Contains(out.String(), "← OK 1*15") {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no reply; stdout:\n%s", out.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	out.waitFor(t, "← OK 1*15")
 	r.Faults().Unplug(0)
 	if err := <-done; err == nil || !strings.Contains(err.Error(), "device gone") {
 		t.Fatalf("teleop serial after unplug: %v", err)
