@@ -186,10 +186,44 @@ func TestConsoleKeyboardDrives(t *testing.T) {
 		t.Errorf("%d stops for 5 releases", n)
 	}
 
+	// Shift is one speed step up while held; the digits pick the step.
+	for _, tc := range []struct {
+		name  string
+		digit *key
+		shift bool
+		lin   float64
+	}{
+		{"shift", nil, true, 0.375},
+		{"digit 4", &key4, false, 0.5},
+		{"digit 4 and shift", nil, true, 0.5}, // no step above the top
+		{"digit 1", &key1, false, 0.125},
+	} {
+		if tc.digit != nil {
+			p.keyDown(*tc.digit)
+			p.keyUp(*tc.digit)
+		}
+		if tc.shift {
+			p.keyDown(keyShift)
+		}
+		stops := len(ofType(robot.signals(), "stop"))
+		for _, d := range hold(keyW, 3) {
+			if v := decode(t, d); *v.Linear != tc.lin {
+				t.Errorf("%s: drive %s, want linear %v", tc.name, d.Data, tc.lin)
+			}
+		}
+		if tc.shift {
+			p.keyUp(keyShift)
+		}
+		robot.waitUntil(tc.name+" stop", func(s []signaling.Signal) bool { return len(ofType(s, "stop")) == stops+1 })
+	}
+	p.keyDown(key2)
+	p.keyUp(key2)
+	drives = ofType(robot.signals(), "drive")
+
 	// Space while driving: one stop at once, and W still held drives no more.
 	stops := len(ofType(robot.signals(), "stop"))
 	p.keyDown(keyW)
-	robot.waitUntil("driving", func(s []signaling.Signal) bool { return len(ofType(s, "drive")) > len(drives)+12+1 })
+	robot.waitUntil("driving", func(s []signaling.Signal) bool { return len(ofType(s, "drive")) > len(drives)+1 })
 	p.keyDown(keySpace)
 	p.keyUp(keySpace)
 	robot.waitUntil("the stop for Space", func(s []signaling.Signal) bool { return len(ofType(s, "stop")) == stops+1 })
@@ -548,4 +582,90 @@ func TestConsoleGamepad(t *testing.T) {
 	if e := ofType(got, "estop")[0]; e.To != "" {
 		t.Errorf("gamepad e-stop to %q, want all", e.To)
 	}
+}
+
+// TestConsoleCSP: the policy is in force in the browser. Inline script,
+// a foreign script and sockets to other hosts are refused, while the
+// console's own modules and its WebSocket to the relay work (the other tests).
+func TestConsoleCSP(t *testing.T) {
+	h := newHarness(t)
+	b := browser(t)
+	p := open(t, b, "csp", h.consoleURL(h.token(operatorData, token.Publisher)), desktop)
+	p.connected()
+	p.mu.Lock()
+	p.expectCSP = true
+	p.mu.Unlock()
+	got := js[[]string](p, `new Promise((resolve) => {
+	  const seen = [];
+	  document.addEventListener('securitypolicyviolation', (e) => {
+	    seen.push(e.effectiveDirective);
+	    if (seen.length === 4) resolve(seen.sort());
+	  });
+	  const s = document.createElement('script');
+	  s.textContent = 'window.pwned = true';
+	  document.body.append(s);
+	  const f = document.createElement('script');
+	  f.src = 'http://127.0.0.2:9/x.js';
+	  document.body.append(f);
+	  try { new WebSocket('ws://127.0.0.2:9/v1/connect'); } catch {}
+	  fetch('http://127.0.0.2:9/').catch(() => {});
+	})`)
+	want := []string{"connect-src", "connect-src", "script-src-elem", "script-src-elem"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("violations %v, want %v", got, want)
+	}
+	if js[bool](p, `window.pwned === true`) {
+		t.Error("an inline script ran")
+	}
+	p.mu.Lock()
+	n := len(p.refused)
+	p.mu.Unlock()
+	t.Logf("%d CSP refusals logged by the browser", n)
+}
+
+// TestConsoleJoinFormAndLeave: without a token the page asks for one; Leave
+// ends the connection for everyone at once, and Join comes back.
+func TestConsoleJoinFormAndLeave(t *testing.T) {
+	h := newHarness(t)
+	robot := h.peer("robot", robotData, token.Publisher)
+	b := browser(t)
+	p := open(t, b, "form", h.proxy.URL()+"/", desktop)
+	p.until("join form", `!document.getElementById('join').hidden`)
+	if s := p.text("conn-state"); s != "not connected" {
+		t.Errorf("state %q before joining", s)
+	}
+	tok := h.token(operatorData, token.Publisher)
+	p.do(chromedp.SetValue(chromedp.ID("join-token"), tok), chromedp.Click(chromedp.CSS(`#join button[type=submit]`)))
+	p.connected()
+	if hash := js[string](p, `location.hash`); hash != "#token="+tok {
+		t.Errorf("fragment %q, want the token", hash)
+	}
+	first := robot.connectionNamed("name=alice")
+
+	p.click("#leave")
+	p.until("left", `document.getElementById('conn-state').textContent === 'disconnected'`)
+	if msg := p.text("banner-error"); msg != "You left the session." {
+		t.Errorf("banner %q", msg)
+	}
+	deadline := time.Now().Add(waitFor)
+	for slicesContainsID(robot.s.Connections(), first) {
+		if time.Now().After(deadline) {
+			t.Fatal("the robot still sees the console after Leave")
+		}
+		p.waitIdle(20 * time.Millisecond)
+	}
+	p.click(`#join button[type=submit]`) // the token is still in the form
+	p.connected()
+	if again := js[string](p, `document.querySelector('#people li .badge.you').closest('li').dataset.id`); again == first {
+		t.Errorf("joined again as the same connection %q, want a new one", again)
+	}
+}
+
+func slicesContainsID(cs []signaling.Connection, id string) bool {
+	for _, c := range cs {
+		if c.ConnectionID == id {
+			return true
+		}
+	}
+	return false
 }

@@ -267,8 +267,116 @@ func TestConsoleModules(t *testing.T) {
 		"urlRoot":     `"ws://127.0.0.1:7420/v1/connect"`,
 	}
 	for k, w := range want {
-		if g := string(got[k]); g != w {
+		if g := canonical(got[k]); g != canonical(json.RawMessage(w)) {
 			t.Errorf("%s:\n got %s\nwant %s", k, g, w)
 		}
 	}
+}
+
+// TestConsoleSessionClient drives session.js's Session with frames by hand
+// (a stand-in socket that records what it is sent): dedup by seq, results
+// by id, what survives a dropped socket, and resume versus a fresh
+// connection.
+func TestConsoleSessionClient(t *testing.T) {
+	h := newHarness(t)
+	b := browser(t)
+	p := open(t, b, "modules", h.proxy.URL()+"/", desktop)
+	p.until("join form", `!document.getElementById('join').hidden`)
+	got := js[map[string]json.RawMessage](p, `(async () => {
+	  const { Session, SignalError } = await import('/js/session.js');
+	  const out = {};
+	  const s = new Session({ url: 'ws://127.0.0.1:9/v1/connect', token: 't', backoff: { initial: 1e9, max: 1e9 } });
+	  const sock = () => ({ readyState: 1, sent: [], send(f) { this.sent.push(JSON.parse(f)); }, close() {} });
+	  const events = [];
+	  s.addEventListener('signal', (e) => events.push(e.detail.seq));
+	  const logs = [];
+	  s.addEventListener('log', (e) => logs.push(e.detail.text));
+	  s.state = 'connecting';
+	  s.ws = sock();
+	  s.welcome({ op: 'welcome', sessionId: 's', connection: { connectionId: 'A' }, connections: [{ connectionId: 'A' }], resumeKey: 'k1', seq: 0, limits: {} });
+	  out.state = s.state;
+
+	  // Events: in order, duplicates dropped, a gap reported.
+	  for (const seq of [1, 2, 2, 1, 3, 6]) s.frame({ op: 'signal', seq, type: 'x' });
+	  out.events = events.slice();
+	  out.gap = logs.filter((l) => l.includes('lost'));
+
+	  // Results by id, in any order.
+	  const a = s.signal({ type: 'drive', data: 'a', to: 'B', retry: false });
+	  const b = s.signal({ type: 'stop', data: 'b', to: 'B' });
+	  const c = s.signal({ type: 'estop', data: 'c' });
+	  out.sentIDs = s.ws.sent.map((f) => f.id + ':' + f.type + ':' + (f.to || '*'));
+	  s.frame({ op: 'result', id: s.ws.sent[1].id, code: 200 });
+	  s.frame({ op: 'result', id: s.ws.sent[0].id, code: 429, message: 'slow down' });
+	  out.b = await b.then((r) => r.code);
+	  out.a = await a.then(() => 'resolved', (e) => [e instanceof SignalError, e.code, e.message]);
+
+	  // The socket drops with c unanswered: a drive sent meanwhile fails at
+	  // once; a stop waits; both c and the stop go out on the new socket,
+	  // c with its old id.
+	  const cID = s.ws.sent[2].id;
+	  s.closed(1006, '', { welcomed: true });
+	  out.dropped = s.state;
+	  out.driveWhileDown = await s.signal({ type: 'drive', data: 'd', retry: false }).then(() => 'sent', (e) => e.code);
+	  const stop = s.signal({ type: 'stop', data: 'e', to: 'B' });
+	  await new Promise((r) => setTimeout(r, 20)); // time in the reconnect queue
+	  s.ws = sock();
+	  s.welcome({ op: 'welcome', resumed: true, sessionId: 's', connection: { connectionId: 'A' }, connections: [{ connectionId: 'A' }], resumeKey: 'k2', seq: 9, limits: {} });
+	  out.resent = s.ws.sent.map((f) => [f.id === cID ? 'same id' : 'new id', f.type, f.queuedMs >= 20]);
+	  out.lastAfterResume = s.lastSeq;
+	  s.frame({ op: 'signal', seq: 6, type: 'x' }); // already seen
+	  s.frame({ op: 'signal', seq: 7, type: 'x' }); // replayed
+	  out.afterResume = events.slice(4);
+	  s.frame({ op: 'result', id: cID, code: 200 });
+	  s.frame({ op: 'result', id: s.ws.sent[1].id, code: 200 });
+	  out.c = await c.then((r) => r.code);
+	  out.stop = await stop.then((r) => r.code);
+
+	  // A welcome for another connection (the grace period ended): fresh.
+	  let fresh = null;
+	  s.addEventListener('welcome', (e) => (fresh = e.detail));
+	  s.closed(1006, '', { welcomed: true });
+	  s.ws = sock();
+	  s.welcome({ op: 'welcome', sessionId: 's', connection: { connectionId: 'A2' }, connections: [], resumeKey: 'k3', seq: 0, limits: {} });
+	  out.fresh = fresh;
+	  out.lastAfterFresh = s.lastSeq;
+
+	  // Refusals end it, with the relay's words.
+	  s.closed(4401, 'token expired at 2026-01-01T00:00:00Z', { welcomed: false });
+	  out.refused = [s.state, s.detail];
+	  return out;
+	})()`)
+	want := map[string]string{
+		"state":           `"connected"`,
+		"events":          `[1,2,3,6]`,
+		"gap":             `["events 4–5 were lost"]`,
+		"sentIDs":         `["1:drive:B","2:stop:B","3:estop:*"]`,
+		"b":               `200`,
+		"a":               `[true,429,"slow down"]`,
+		"dropped":         `"reconnecting"`,
+		"driveWhileDown":  `500`,
+		"resent":          `[["same id","estop",true],["new id","stop",true]]`,
+		"lastAfterResume": `6`,
+		"afterResume":     `[7]`,
+		"c":               `200`,
+		"stop":            `200`,
+		"fresh":           `{"resumed":false,"fresh":true,"missed":0}`,
+		"lastAfterFresh":  `0`,
+		"refused":         `["disconnected","Your token was refused: token expired at 2026-01-01T00:00:00Z. Get a new token and join again."]`,
+	}
+	for k, w := range want {
+		if g := canonical(got[k]); g != canonical(json.RawMessage(w)) {
+			t.Errorf("%s:\n got %s\nwant %s", k, g, w)
+		}
+	}
+}
+
+// canonical re-encodes JSON so that escapes and spacing do not matter.
+func canonical(raw json.RawMessage) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "invalid JSON: " + string(raw)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }

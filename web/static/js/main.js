@@ -43,6 +43,7 @@ let estopBy = '';
 let lease = null;
 let acks = { ok: 0, bad: 0 };
 let lastTelemetry = 0;
+let lastReject = { why: '', at: 0 };
 
 const chart = new LatencyChart($('latency-chart'));
 const trail = new PoseTrail($('trail'));
@@ -111,6 +112,7 @@ function resetViews() {
   lease = null;
   acks = { ok: 0, bad: 0 };
   lastTelemetry = 0;
+  lastReject = { why: '', at: 0 };
   trail.clear();
   el.latency.textContent = '—';
   el.ackLast.textContent = '—';
@@ -173,7 +175,8 @@ function onWelcome({ resumed, fresh }) {
   el.whoami.textContent = `you: ${me.name}${session.role === 'moderator' ? ' (moderator)' : ''}`;
   if (!resumed) log(`joined session ${shortID(session.sessionId)} as ${me.name}`);
   if (fresh) {
-    lease = null; // a new connection holds no lease
+    lease = null;
+    log('a new connection holds no lease: take control again if you need it', 'warn');
   }
   el.rtt.textContent = '';
 }
@@ -467,6 +470,11 @@ const keyboard = new Keyboard({
 });
 const joystick = new Joystick(el.stick, { onChange: inputChanged });
 const gamepads = new Gamepads({ onChange: inputChanged, onEstop: estop });
+// A hidden page gets no key-ups and stale gamepad readings, and its timers
+// are throttled: stop, and wait for the input to be let go.
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) release();
+});
 
 function setSpeed(i) {
   speedStep = i;
@@ -540,10 +548,13 @@ function onAck(sig) {
     chart.push(latency, !good);
   }
   if (!good) {
-    const why = a.reason || a.code || a.status;
+    const why = `${a.status} by ${nameOf(sig.from)}: ${a.reason || a.code || a.status}${a.code && a.reason ? ` (${a.code})` : ''}`;
     el.rejected.hidden = false;
-    el.rejected.textContent = `${type} #${a.id} ${a.status} by ${nameOf(sig.from)}: ${why}${a.code && a.reason ? ` (${a.code})` : ''}`;
-    log(el.rejected.textContent, 'bad');
+    el.rejected.textContent = `${type} #${a.id} ${why}`;
+    // A held drive is rejected 20 times a second; the log says it once.
+    const now = performance.now();
+    if (why !== lastReject.why || now - lastReject.at > 5000) log(el.rejected.textContent, 'bad');
+    lastReject = { why, at: now };
   } else if (type !== 'drive' && type !== 'stop') {
     log(`${type} #${a.id} ${a.status} from ${nameOf(sig.from)}${latency !== null ? ` in ${Math.round(latency)} ms` : ''}`);
   }
