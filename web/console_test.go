@@ -318,6 +318,9 @@ func TestConsoleRefusedToken(t *testing.T) {
 			if js[bool](p, `document.getElementById('join').hidden`) {
 				t.Error("no form to paste a new token into")
 			}
+			if name == "expired" {
+				p.screenshot("desktop-refused-1280x800")
+			}
 		})
 	}
 }
@@ -388,6 +391,7 @@ func TestConsoleResumes(t *testing.T) {
 	if d := p.text("conn-detail"); !strings.Contains(d, "retrying in") {
 		t.Errorf("detail %q, want when it retries", d)
 	}
+	p.screenshot("desktop-reconnecting-1280x800")
 
 	// While down: W held drives nothing, and the robot's telemetry waits
 	// in the relay for the console.

@@ -155,6 +155,7 @@ function onState({ state, detail, code }) {
   el.connState.textContent = stateText[state];
   el.connDetail.textContent = state === State.DISCONNECTED ? '' : detail;
   document.body.dataset.state = state;
+  document.body.dataset.joined = session && session.me ? 'true' : 'false';
   el.leave.hidden = state === State.DISCONNECTED || state === State.IDLE;
   if (state === State.DISCONNECTED) {
     el.bannerError.textContent = detail;
