@@ -47,8 +47,7 @@ type Port struct {
 	// owned by the ReadLine caller
 	rbuf       []byte // read buffer
 	rpos, rend int    // unread bytes are rbuf[rpos:rend]
-	line       []byte // the line being assembled, '\r' dropped
-	discard    int    // > 0: length so far of an over-long line being thrown away
+	split      lineSplitter
 
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -147,7 +146,7 @@ func OpenPort(path string, opts *PortOptions) (*Port, error) {
 		wf:           wf,
 		writeTimeout: o.WriteTimeout,
 		rbuf:         make([]byte, 256),
-		line:         make([]byte, 0, proto.MaxDeviceLine),
+		split:        lineSplitter{line: make([]byte, 0, proto.MaxDeviceLine)},
 	}, nil
 }
 
@@ -173,8 +172,7 @@ func (p *Port) Path() string { return p.path }
 // that calls ReadLine.
 func (p *Port) DiscardInput() error {
 	p.rpos, p.rend = 0, 0
-	p.line = p.line[:0]
-	p.discard = 0
+	p.split.reset()
 	return p.sp.ResetInputBuffer()
 }
 
@@ -188,24 +186,11 @@ func (p *Port) ReadLine() ([]byte, error) {
 		for p.rpos < p.rend {
 			c := p.rbuf[p.rpos]
 			p.rpos++
-			switch {
-			case c == '\n':
-				if p.discard > 0 {
-					n := p.discard + 1
-					p.discard = 0
-					return nil, &LineTooLongError{Len: n}
+			if line, tooLong, ok := p.split.push(c); ok {
+				if tooLong > 0 {
+					return nil, &LineTooLongError{Len: tooLong}
 				}
-				out := p.line
-				p.line = p.line[:0] // out stays valid until the next append
-				return out, nil
-			case c == '\r':
-			case p.discard > 0:
-				p.discard++
-			case len(p.line)+1 >= proto.MaxDeviceLine: // no room left for this byte and the '\n'
-				p.discard = len(p.line) + 1
-				p.line = p.line[:0]
-			default:
-				p.line = append(p.line, c)
+				return line, nil
 			}
 		}
 		n, err := p.sp.Read(p.rbuf)
@@ -216,6 +201,44 @@ func (p *Port) ReadLine() ([]byte, error) {
 		}
 		// n == 0 without an error is the read timeout, not EOF: read again.
 	}
+}
+
+// lineSplitter assembles device lines from bytes: '\r' is dropped, and a
+// line over proto.MaxDeviceLine bytes (with its '\n') is thrown away as it
+// arrives, so an endless line costs no memory.
+type lineSplitter struct {
+	line    []byte // the line so far
+	discard int    // > 0: length so far of an over-long line being thrown away
+}
+
+// push takes one byte. At a '\n', ok is true and it returns the line
+// (valid until the next push) or, for an over-long line, its length.
+func (s *lineSplitter) push(c byte) (line []byte, tooLong int, ok bool) {
+	switch {
+	case c == '\n':
+		if s.discard > 0 {
+			n := s.discard + 1
+			s.discard = 0
+			return nil, n, true
+		}
+		line = s.line
+		s.line = s.line[:0] // line stays valid until the next append
+		return line, 0, true
+	case c == '\r':
+	case s.discard > 0:
+		s.discard++
+	case len(s.line)+1 >= proto.MaxDeviceLine: // no room for this byte and the '\n'
+		s.discard = len(s.line) + 1
+		s.line = s.line[:0]
+	default:
+		s.line = append(s.line, c)
+	}
+	return nil, 0, false
+}
+
+func (s *lineSplitter) reset() {
+	s.line = s.line[:0]
+	s.discard = 0
 }
 
 func (p *Port) readErr(err error) error {
