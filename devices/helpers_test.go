@@ -1,7 +1,6 @@
 package devices
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -102,21 +101,8 @@ func eq(want string) func(string) bool { return func(s string) bool { return s =
 func has(sub string) func(string) bool {
 	return func(s string) bool { return strings.Contains(s, sub) }
 }
-func prefix(p string) func(string) bool {
-	return func(s string) bool { return strings.HasPrefix(s, p) }
-}
 func verb(v string) func(string) bool    { return func(s string) bool { return cmdVerb(s) == v } }
 func stateIs(st State) func(string) bool { return eq(st.String()) }
-func anyOf(fs ...func(string) bool) func(string) bool {
-	return func(s string) bool {
-		for _, f := range fs {
-			if f(s) {
-				return true
-			}
-		}
-		return false
-	}
-}
 
 // cmdVerb is the verb of a host command line ("3 VEL 0.1 0*4C" → "VEL").
 func cmdVerb(line string) string {
@@ -580,5 +566,3 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-var _ = bytes.Contains
