@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -830,4 +832,19 @@ func TestFakeClock(t *testing.T) {
 	<-clk.BlockUntil(1) // the boot wait
 	clk.Advance(cfg.BootWait)
 	h.waitReadyFrom(t, from)
+}
+
+// A port that is not there yet: the host retries with backoff and connects
+// when it appears (a board plugged in after the agent started).
+func TestPortAppearsLater(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "robot")
+	h := openDevice(t, testConfig(link), nil)
+	h.logs.wait(t, "open failure log", has("cannot open the port; retrying"))
+	h.logs.wait(t, "reason", has("not present"))
+	h.waitState(t, StateDisconnected)
+	dev := newFakeDev(t)
+	if err := os.Symlink(dev.Path(), link); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(t, StateReady)
 }

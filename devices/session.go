@@ -20,7 +20,9 @@ func (d *Device) run() {
 	for {
 		d.setState(StateConnecting)
 		c, err := d.connect()
+		msg := "cannot open the port; retrying"
 		if err == nil {
+			msg = "link down; reconnecting"
 			var wasReady bool
 			wasReady, err = d.session(c)
 			if errors.Is(err, errClosing) {
@@ -35,7 +37,7 @@ func (d *Device) run() {
 			break
 		}
 		wait := bo.next()
-		d.log.Warn("link down; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		d.log.Warn(msg, "err", err, "in", wait.Round(time.Millisecond))
 		d.setState(StateDisconnected)
 		t := d.clk.NewTimer(wait)
 		select {
