@@ -370,10 +370,13 @@ function latched() {
 
 // ---- driving ----
 
+// limits are the speeds at step 4, within the inputs' own bounds.
 function limits() {
-  const lin = Number(el.maxLinear.value) || 0.5;
-  const ang = Number(el.maxAngular.value) || 1.5;
-  return { lin, ang };
+  const read = (input, fallback) => {
+    const v = Number(input.value) || fallback;
+    return Math.min(Number(input.max), Math.max(Number(input.min), v));
+  };
+  return { lin: read(el.maxLinear, 0.5), ang: read(el.maxAngular, 1.5) };
 }
 
 for (const [key, input] of [['teleop.maxLinear', el.maxLinear], ['teleop.maxAngular', el.maxAngular]]) {
