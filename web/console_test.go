@@ -143,11 +143,20 @@ func TestConsoleKeyboardDrives(t *testing.T) {
 			t.Errorf("drive %d sent to %q, want the robot %q", i, d.To, robot.id())
 		}
 	}
+	// The rate is the deadman's timer period, not something to time on a
+	// shared machine: load can only slow a timer down. So check the
+	// configured period exactly, and that the console never sends faster
+	// than it (a flood would show as more drives than periods elapsed).
+	if period := js[string](p, `document.getElementById('drive-state').dataset.periodMs`); period != "50" {
+		t.Errorf("drive period %s ms, want 50 (20 Hz)", period)
+	}
 	span := drives[len(drives)-1].Received.Sub(drives[0].Received)
 	rate := float64(len(drives)-1) / span.Seconds()
-	t.Logf("drive rate %.1f Hz over %d signals", rate, len(drives))
-	if rate < 12 || rate > 30 {
-		t.Errorf("drive rate %.1f Hz, want a steady ~20 Hz", rate)
+	t.Logf("drive rate %.1f Hz over %d signals (informational)", rate, len(drives))
+	// Arrival times can bunch up in transit, hence the margin; a console
+	// that sent per key repeat or per animation frame would still fail.
+	if maxDrives := int(1.5*float64(span)/float64(50*time.Millisecond)) + 2; len(drives) > maxDrives {
+		t.Errorf("%d drives arrived within %v, far more than one per 50 ms period (at most %d)", len(drives), span, maxDrives)
 	}
 
 	// Release: exactly one stop, with a newer id, then silence.

@@ -500,6 +500,7 @@ function renderSpeed() {
 function renderDrive(cmd = deadman.cmd) {
   const held = deadman.held;
   el.driveState.dataset.held = String(held);
+  el.driveState.dataset.periodMs = String(deadman.period);
   el.driveState.dataset.sent = String(sentTotal);
   el.driveState.dataset.suppressed = suppressed ? 'true' : 'false';
   if (!held) {
