@@ -297,18 +297,33 @@ func TestPingTimeout(t *testing.T) {
 	}
 	h.waitState(a.id, "grace")
 
-	// A client that answers pings stays (gorilla's default handler pongs).
-	b := h.join(testSess, token.Publisher, "")
+	// A client that answers pings stays: after three ping periods (counted
+	// by the pings it answered, not by sleeping) it is still active. A relay
+	// of its own with a roomier timeout keeps a loaded machine from making
+	// an honest pong late.
+	h2 := newHarness(t, &relay.Options{PingTimeout: time.Second})
+	b := h2.join(testSess, token.Publisher, "")
+	pings := make(chan struct{}, 16)
+	b.ws.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return b.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
 	done := make(chan error, 1)
 	go func() {
-		_, _, err := b.ws.ReadMessage() // runs the ping handler; returns when the test ends
+		_, _, err := b.ws.ReadMessage() // runs the ping handler; returns when the socket closes
 		done <- err
 	}()
-	for i := 0; i < 3; i++ { // several ping periods of real time, then still active
-		time.Sleep(300 * time.Millisecond)
-		if s := h.relay.ConnStateForTest(testSess, b.id); s != "active" {
-			t.Fatalf("a client that pongs is %s", s)
+	for i := 0; i < 3; i++ {
+		select {
+		case <-pings:
+		case err := <-done:
+			t.Fatalf("a client that pongs lost its socket after %d pings: %v", i, err)
+		case <-time.After(waitLong):
+			t.Fatalf("no ping %d within %v", i+1, waitLong)
 		}
+	}
+	if s := h2.relay.ConnStateForTest(testSess, b.id); s != "active" {
+		t.Fatalf("a client that pongs is %s", s)
 	}
 	b.ws.Close()
 	<-done
