@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,12 +36,16 @@ type cmd map[string]any
 // newSDK finds node and the installed SDK, or skips the test saying what is missing.
 func newSDK(t *testing.T) *sdk {
 	t.Helper()
+	skip := t.Skip
+	if os.Getenv("TELEOP_REQUIRE_NODE") != "" { // CI: a missing SDK is a failure, not a skip
+		skip = t.Fatal
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not on PATH: install Node.js (v20) to run the OpenTok SDK interop tests")
+		skip("node is not on PATH: install Node.js (v20) to run the OpenTok SDK interop tests")
 	}
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "opentok", "package.json")); err != nil {
-		t.Skipf("%s/node_modules/opentok is absent: run `make deps` (npm ci in %s) to run the OpenTok SDK interop tests", nodeDir, nodeDir)
+		skip(fmt.Sprintf("%s/node_modules/opentok is absent: run `make deps` (npm ci in %s) to run the OpenTok SDK interop tests", nodeDir, nodeDir))
 	}
 	return &sdk{node: node}
 }
