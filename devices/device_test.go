@@ -632,10 +632,13 @@ func TestWriteStall(t *testing.T) {
 	for i := 0; i < 100000 && err == nil; i++ {
 		_, err = h.d.Do(ctx, line)
 	}
-	if err == nil {
-		t.Fatal("writes never stalled")
+	if !errors.Is(err, ErrLinkDown) || !strings.Contains(err.Error(), "write stalled") {
+		t.Fatalf("Do on a stalled device = %v, want ErrLinkDown (write stalled)", err)
 	}
 	h.logs.wait(t, "stall log", has("write stalled"))
+	h.logs.wait(t, "link down with the reason", func(s string) bool {
+		return strings.Contains(s, "link down; reconnecting") && strings.Contains(s, "write stalled")
+	})
 	h.states.waitFrom(t, from, "disconnected", stateIs(StateDisconnected))
 	dev.resumeReads()
 	h.waitReadyFrom(t, from+1)
@@ -782,6 +785,9 @@ func TestFakeClock(t *testing.T) {
 	}
 	clk.Advance(cfg.BootWait)
 	h.waitState(t, StateReady)
+	// The handshake ends with '?': let its TLM arrive now, so that no line
+	// lands late (at a later fake time) in the silence check below.
+	h.tlm.wait(t, "TLM after the handshake", func(string) bool { return true })
 
 	var mu sync.Mutex
 	drops := 1

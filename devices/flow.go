@@ -408,6 +408,11 @@ func (d *Device) writeLoop(c *conn) {
 					d.log.Error("link failed: write", "err", err)
 				}
 				c.fail(err)
+				if sentNow != nil { // in no queue: the teardown would not find it
+					d.mu.Lock()
+					d.finishLocked(sentNow, outcome{err: fmt.Errorf("%w: %v", ErrLinkDown, err)})
+					d.mu.Unlock()
+				}
 				return
 			}
 			if sentNow != nil {
@@ -430,10 +435,12 @@ func (d *Device) readLoop(c *conn) {
 				d.badLine("discarded an over-long line", tl.Len, tl)
 				continue
 			}
+			// ErrPortClosed: closed by the teardown, or by a stalled write,
+			// whose own error the writer reports.
 			if !errors.Is(err, ErrPortClosed) {
 				d.log.Error("link failed: read", "err", err)
+				c.fail(err)
 			}
-			c.fail(err)
 			return
 		}
 		d.handleLine(c, line)
