@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,8 +179,9 @@ type View struct {
 	LinkReason string
 	Self       string // this connection's ID
 
-	Robot   Robot  // the robot being driven; zero when none
-	Problem string // why nothing can be driven, e.g. no robot yet
+	Robot   Robot   // the robot being driven; zero when none
+	Problem string  // why nothing can be driven, e.g. no robot yet
+	Robots  []Robot // every robot in the session
 
 	Step, Steps     int
 	Linear, Angular float64 // the speeds of the current step
@@ -236,6 +238,7 @@ type Driver struct {
 	agents     map[string]bool // connections that sent telemetry or status
 	robot      Robot
 	problem    string
+	robots     []Robot
 	step       int
 
 	holding  bool      // a motion key is held: drives go out
@@ -578,6 +581,7 @@ func (d *Driver) chooseLocked() {
 	if d.self == "" {
 		return
 	}
+	d.robots = Robots(d.conns, d.self, d.agents)
 	r, problem := ChooseRobot(d.conns, d.self, d.o.To, d.agents)
 	if r.ID != d.robot.ID {
 		d.endHoldLocked(true, true) // the stop goes to the robot that was driven
@@ -633,6 +637,7 @@ func (d *Driver) ack(sig signaling.Signal) {
 	case TypeClear:
 		if a.ID == d.clearID {
 			d.estopLocal, d.estopUnack, d.estopStatus, d.estopBy = false, "", false, ""
+			d.noteLocked("e-stop cleared")
 		}
 	case TypeControl:
 		// The status that follows says for sure; until then, believe the ack.
@@ -736,7 +741,7 @@ func (d *Driver) View() View {
 	defer d.mu.Unlock()
 	v := View{
 		Now: d.clk.Now(), Link: d.link, LinkReason: d.linkReason, Self: d.self,
-		Robot: d.robot, Problem: d.problem,
+		Robot: d.robot, Problem: d.problem, Robots: slices.Clone(d.robots),
 		Step: d.step, Steps: d.o.Steps, Command: d.cmd,
 		Acked: d.acked, Rejected: d.rejected,
 		Estop:    d.estopLocal || d.estopStatus,

@@ -387,7 +387,7 @@ func TestRobotChoice(t *testing.T) {
 	}{
 		"none":                {conns: sessionConns[:2], problem: "No robot in this session yet — start the agent"},
 		"one":                 {conns: sessionConns, robot: robot},
-		"several":             {conns: append(sessionConns[:3:3], rover2), problem: "2 robots in this session: pass --to with one of conn-robot-01 (rover-1), conn-robot-02 (rover-2)"},
+		"several":             {conns: append(sessionConns[:3:3], rover2), problem: "2 robots in this session: pass --to with a name or ID (rover-1 conn-rob…, rover-2 conn-rob…)"},
 		"several, --to ID":    {conns: append(sessionConns[:3:3], rover2), to: "conn-robot-02", robot: "conn-robot-02"},
 		"several, --to name":  {conns: append(sessionConns[:3:3], rover2), to: "rover-1", robot: robot},
 		"--to absent":         {conns: sessionConns, to: "rover-9", problem: "rover-9 is not in this session — is the agent running?"},

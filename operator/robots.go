@@ -42,6 +42,19 @@ func ShortID(id string) string {
 	return id
 }
 
+// Robots lists the robots among conns, never self: connections whose data
+// says so (IsRobot) or that are in agents (they sent the agent's telemetry
+// or status).
+func Robots(conns []signaling.Connection, self string, agents map[string]bool) []Robot {
+	var robots []Robot
+	for _, c := range conns {
+		if c.ConnectionID != self && (IsRobot(c) || agents[c.ConnectionID]) {
+			robots = append(robots, Robot{c.ConnectionID, Name(c)})
+		}
+	}
+	return robots
+}
+
 // ChooseRobot picks the robot to drive among conns, never self. A
 // connection is a robot when its data says so (IsRobot) or when it is in
 // agents (it sent the agent's telemetry or status). With to set, it is the
@@ -69,31 +82,26 @@ func ChooseRobot(conns []signaling.Connection, self, to string, agents map[strin
 		}
 		return Robot{}, fmt.Sprintf("%d robots are named %s: pass --to with a connection ID (%s)", len(named), to, list(named))
 	}
-	var robots []Robot
-	for _, c := range conns {
-		if c.ConnectionID != self && (IsRobot(c) || agents[c.ConnectionID]) {
-			robots = append(robots, Robot{c.ConnectionID, Name(c)})
-		}
-	}
+	robots := Robots(conns, self, agents)
 	switch len(robots) {
 	case 0:
 		return Robot{}, "No robot in this session yet — start the agent"
 	case 1:
 		return robots[0], ""
 	}
-	return Robot{}, fmt.Sprintf("%d robots in this session: pass --to with one of %s", len(robots), list(robots))
+	return Robot{}, fmt.Sprintf("%d robots in this session: pass --to with a name or ID (%s)", len(robots), list(robots))
 }
 
+// list names robots for a status line: the name and the start of the ID.
 func list(rs []Robot) string {
 	var b strings.Builder
 	for i, r := range rs {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		if r.Name != ShortID(r.ID) {
-			fmt.Fprintf(&b, "%s (%s)", r.ID, r.Name)
-		} else {
-			b.WriteString(r.ID)
+		b.WriteString(r.Name)
+		if short := ShortID(r.ID); r.Name != short {
+			b.WriteString(" " + short)
 		}
 	}
 	return b.String()

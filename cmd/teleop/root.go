@@ -28,6 +28,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSimCmd(),
 		newPortsCmd(),
 		newSerialCmd(),
+		newDriveCmd(),
 	)
 	return root
 }
