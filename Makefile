@@ -34,7 +34,7 @@ test: deps vet
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
-	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@2025.1.1
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 	@PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
 
 # Short fuzz runs of every decoder; longer runs: make fuzz FUZZTIME=5m
@@ -46,7 +46,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 clean:
-	rm -rf bin dist
+	rm -rf bin dist firmware/build
 
 # The reference firmware for the Arduino Uno (gcc-avr, avr-libc) and, where
 # libsimavr-dev is installed, its simavr harness: see firmware/README.md.
