@@ -34,8 +34,9 @@ test: deps vet
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
-	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
-	@PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+	@export PATH="$$PATH:$$($(GO) env GOPATH)/bin"; \
+	  command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2; \
+	  staticcheck ./...
 
 # Short fuzz runs of every decoder; longer runs: make fuzz FUZZTIME=5m
 FUZZTIME ?= 20s
