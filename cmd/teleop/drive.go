@@ -31,7 +31,7 @@ const driveLong = `Drive a robot from the terminal, in the manner of teleop_twis
 
   w a s d or the arrow keys   drive while held (W A S D, shift+arrows: one step faster)
   space                       stop
-  1-4, + and -                speed step (25 % each of --max-linear and --max-angular)
+  1-4, + and -                speed step (of --steps; step k drives at k/steps of --max-*)
   e or Esc                    E-STOP, to every connection of the session (latches)
   c                           clear the e-stop
   l                           take control (the agent's lease) or give it back
@@ -131,7 +131,7 @@ func runDrive(ctx context.Context, in *os.File, out, stderr io.Writer, server, t
 		scr.close()
 		term.Restore(fd, saved)
 	}()
-	scr.header(helpLines...)
+	scr.header(helpLines(c.steps)...)
 
 	// The sender calls the session; the Driver's Send only queues.
 	sess := signaling.NewSession(&signaling.Options{Logger: sf.logger(logs)})

@@ -14,9 +14,15 @@ import (
 )
 
 // helpLines are printed once, above the status lines.
-var helpLines = []string{
-	"teleop drive · hold w a s d or arrows to drive (W A S D, shift+arrows: one step faster) · space stop",
-	"  1-4 + - speed · e or Esc E-STOP (everyone) · c clear e-stop · l take/release control · q quit",
+func helpLines(steps int) []string {
+	digits := "1"
+	if steps > 1 {
+		digits = fmt.Sprintf("1-%d", steps)
+	}
+	return []string{
+		"teleop drive · hold w a s d or arrows to drive (W A S D, shift+arrows: one step faster) · space stop",
+		"  " + digits + " + - speed · e or Esc E-STOP (everyone) · c clear e-stop · l take/release control · q quit",
+	}
 }
 
 // How long a note and a rejection stay on the status lines.
@@ -39,7 +45,7 @@ func statusLines(v operator.View, info screenInfo) (string, string) {
 	case operator.LinkConnecting:
 		l1 = append(l1, "connecting to "+info.server+"…")
 	case operator.LinkConnected:
-		who := "connected to " + info.session
+		who := "connected to " + shorten(info.session, 24)
 		if info.name != "" && info.name != operator.ShortID(info.self) {
 			who += " as " + info.name
 		}
@@ -141,6 +147,15 @@ func telemetryText(t operator.Telemetry) string {
 		return "telemetry (no known fields)"
 	}
 	return strings.Join(parts, " ")
+}
+
+// shorten cuts s to n runes with an ellipsis: OpenTok session IDs run to
+// 70 characters.
+func shorten(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func optional(v operator.Value) string {

@@ -646,11 +646,11 @@ func TestDriveAcrossAReconnect(t *testing.T) {
 		clk.Advance(operator.DefaultRate)
 		d.Key('w')
 	}
-	got := rob.waitFor("the stop", func(ss []signaling.Signal) bool { return count(ss, "stop") == 1 })
+	rob.waitFor("the stop", func(ss []signaling.Signal) bool { return count(ss, "stop") == 1 })
 	// Released, then pressed again: that drives, after the stop.
 	clk.Advance(time.Minute)
 	d.Key('w')
-	got = rob.waitFor("the new press's drive", func(ss []signaling.Signal) bool { return len(ss) == 6 })
+	got := rob.waitFor("the new press's drive", func(ss []signaling.Signal) bool { return len(ss) == 6 })
 	if sigTypes(got) != "[drive drive drive drive stop drive]" {
 		t.Fatalf("the robot received %s: want 4 drives, the stop, and only the new press's drive", sigTypes(got))
 	}
