@@ -24,7 +24,8 @@ import (
 
 // These tests run the real binary in a real terminal: a detached tmux
 // session on a private server (tmux -L), against a real relay on loopback
-// and a Go client standing in for the agent. They skip when tmux is absent.
+// and a Go client standing in for the agent. They skip when tmux is absent
+// (and fail instead when TELEOP_REQUIRE_TMUX is set).
 
 const waitLong = 20 * time.Second
 
@@ -75,7 +76,11 @@ type tmuxServer struct {
 func newTmux(t *testing.T) *tmuxServer {
 	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed: the terminal tests of teleop drive need it (apt-get install tmux)")
+		const msg = "tmux is not installed: the terminal tests of teleop drive need it (apt-get install tmux)"
+		if os.Getenv("TELEOP_REQUIRE_TMUX") != "" {
+			t.Fatal(msg + " (TELEOP_REQUIRE_TMUX is set)")
+		}
+		t.Skip(msg)
 	}
 	x := &tmuxServer{t: t, sock: fmt.Sprintf("teleop-test-%d-%d", os.Getpid(), tmuxCount.Add(1))}
 	x.conf = filepath.Join(t.TempDir(), "tmux.conf")
