@@ -29,6 +29,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newPortsCmd(),
 		newSerialCmd(),
 		newDriveCmd(),
+		newAgentCmd(),
 	)
 	return root
 }
