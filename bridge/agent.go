@@ -144,6 +144,17 @@ func NewAgent(cfg *Config, opts *AgentOptions) (*Agent, error) {
 	return a, nil
 }
 
+// Connection returns the agent's connection ID in the session, "" while
+// it is not connected (before it joined, while it reconnects, after Run).
+func (a *Agent) Connection() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.connected {
+		return ""
+	}
+	return a.self
+}
+
 // Registry is where the agent's metrics are registered.
 func (a *Agent) Registry() *prometheus.Registry { return a.reg }
 
@@ -269,6 +280,9 @@ func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc,
 	a.out.close(ackFlushWait)
 	sess.Close()
 	a.out.wait()
+	a.mu.Lock()
+	a.connected = false
+	a.mu.Unlock()
 	a.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 

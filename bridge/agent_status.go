@@ -282,7 +282,9 @@ func (d *agentDevice) onState(s devices.State) {
 	if kick {
 		d.kick()
 	}
-	d.a.changed(s == devices.StateEStopped)
+	// A device going away, or latching, is news now; the recovery's steps
+	// (connecting, ready, failsafe) may be coalesced.
+	d.a.changed(s == devices.StateEStopped || (prev.Up() && !s.Up()))
 }
 
 func (d *agentDevice) onEvent(e devices.Event) {
