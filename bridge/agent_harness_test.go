@@ -487,7 +487,7 @@ func newStack(t *testing.T, o stackOptions) *stack {
 	}
 	s.agent, err = bridge.NewAgent(cfg, &bridge.AgentOptions{
 		Session: sessionHook,
-		Logger: s.log.logger, Clock: s.clk, Registry: s.reg,
+		Logger:  s.log.logger, Clock: s.clk, Registry: s.reg,
 		Device: func(name string, c *devices.Config, opts *devices.Options) {
 			c.BootWait = 20 * time.Millisecond // the robot booted before the port was opened
 			opts.Clock = clock.Real            // the serial link runs on the robot's time
@@ -858,7 +858,6 @@ func (ls *logSink) contains(sub string) bool {
 	}
 	return false
 }
-
 
 // count counts lines with verb.
 func count(lines []string, verb string) int {
