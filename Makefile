@@ -2,6 +2,7 @@
 #   make run    the relay in dev mode on 127.0.0.1:7420 (becomes `teleop demo` once the
 #               simulated robot, agent and console are wired together)
 #   make test   installs what the tests need, then go vet + go test -race ./...
+#   make cross  static release binaries for the Pi models and amd64 in dist/
 
 GO       ?= go
 BIN      ?= bin/teleop
@@ -11,12 +12,27 @@ DATE     ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: all build run test deps vet lint fuzz bench clean firmware
+.PHONY: all build cross run test deps vet lint fuzz bench clean firmware
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/teleop
+
+# cross builds the release binaries, static (CGO_ENABLED=0) and stamped like
+# build: dist/teleop-linux-<arch> for the Raspberry Pi models (docs/operations.md
+# says which is which) and amd64, and dist/SHA256SUMS.
+CROSS := linux/arm64 linux/arm/7 linux/arm/6 linux/amd64
+cross:
+	@mkdir -p dist
+	@set -e; for t in $(CROSS); do \
+	  os=$${t%%/*}; rest=$${t#*/}; arch=$${rest%%/*}; arm=; name=$$os-$$arch; \
+	  case $$rest in */*) arm=$${rest#*/}; name=$$name"v"$$arm;; esac; \
+	  echo "dist/teleop-$$name"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch GOARM=$$arm \
+	    $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/teleop-$$name ./cmd/teleop; \
+	done
+	@cd dist && sha256sum teleop-linux-* > SHA256SUMS
 
 run: build
 	$(BIN) server
