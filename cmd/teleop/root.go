@@ -30,6 +30,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		newSerialCmd(),
 		newDriveCmd(),
 		newAgentCmd(),
+		newDemoCmd(),
 	)
 	return root
 }
