@@ -1,6 +1,6 @@
 # teleop — build, run, test.
-#   make run    the relay in dev mode on 127.0.0.1:7420 (becomes `teleop demo` once the
-#               simulated robot, agent and console are wired together)
+#   make run    teleop demo: the relay and console on http://127.0.0.1:7420, a simulated
+#               robot and its agent in one process; prints the console URL with a token
 #   make test   installs what the tests need, then go vet + go test -race ./...
 #   make cross  static release binaries for the Pi models and amd64 in dist/
 
@@ -35,7 +35,7 @@ cross:
 	@cd dist && sha256sum teleop-linux-* > SHA256SUMS
 
 run: build
-	$(BIN) server
+	$(BIN) demo
 
 # deps installs the Debian and npm packages that tests use. It is idempotent
 # and quick when everything is already present; see scripts/test-deps.sh.
