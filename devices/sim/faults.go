@@ -111,7 +111,8 @@ func (f *Faults) Clear() {
 
 // Stall stops (true) or resumes (false) reading: the pty fills up and the
 // host's writes eventually block, like a hung USB-serial bridge. Nothing is
-// lost; reserved bytes are not seen either until the stall ends.
+// lost; no byte that arrives once Stall(true) has returned is seen, reserved
+// bytes included, until the stall ends.
 func (f *Faults) Stall(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -155,6 +156,12 @@ func (f *Faults) Reset() {
 // disappears and the link is removed. When back > 0 the robot comes back
 // after back (on the robot's clock) under a new pty path, with the link
 // updated, and boots (a new HELLO); otherwise it stays away until Replug.
+//
+// The new pty is opened before the old one closes and kept unpublished (no
+// link, Path "") until the robot comes back, so its path really differs:
+// the kernel hands out the lowest free pty number, which would otherwise be
+// the old one again once the host has closed it, as a host that lost its
+// port does.
 func (f *Faults) Unplug(back time.Duration) { f.r.do(func() { f.r.unplug(back) }) }
 
 // Replug brings an unplugged robot back now (see Unplug); it returns the

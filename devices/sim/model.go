@@ -152,6 +152,9 @@ func (r *Robot) bootLocked(why string) {
 
 // unplug and replug run on the model goroutine with r.mu held.
 func (r *Robot) unplug(back time.Duration) {
+	if r.ep != nil {
+		r.reserveLocked() // before the old pty closes: see spare
+	}
 	r.unplugLocked()
 	r.dev.powered = false
 	r.dev.integrate(r.clk.Now())
@@ -429,6 +432,7 @@ func (m *model) shutdown() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.unplugLocked()
+	r.dropSpareLocked()
 	r.dev.powered = false
 	r.replugAt = time.Time{}
 	m.sync()

@@ -215,6 +215,7 @@ type Robot struct {
 	rxq chan rxItem // guarded by mu; lines from the reader to the model, replaced at each boot
 
 	replugAt time.Time // guarded by mu; when an unplugged robot comes back (zero: never)
+	spare    *spare    // guarded by mu; the pty an unplugged robot comes back on
 	batching bool      // guarded by mu; the model is handling an event: emit into batch
 	batch    [][]byte  // guarded by mu
 }
@@ -343,18 +344,34 @@ type epoch struct {
 	wg            sync.WaitGroup
 }
 
-// plugLocked opens a new pty, points the link at it and starts the reader
-// and writer.
+// spare is a pty pair opened but not yet published: Unplug opens it before
+// it closes the old pair, so the kernel (which hands out the lowest free
+// number) cannot give the robot its old path back.
+type spare struct {
+	master, slave *os.File
+}
+
+func (s *spare) close() {
+	s.master.Close()
+	s.slave.Close()
+}
+
+// plugLocked puts the robot on a pty (the spare Unplug reserved, or a new
+// one), points the link at it and starts the reader and writer.
 func (r *Robot) plugLocked() error {
-	master, slave, err := openPTY()
-	if err != nil {
-		return err
+	sp := r.spare
+	r.spare = nil
+	if sp == nil {
+		master, slave, err := openPTY()
+		if err != nil {
+			return err
+		}
+		sp = &spare{master: master, slave: slave}
 	}
-	ep := &epoch{master: master, slave: slave, path: slave.Name(), done: make(chan struct{})}
+	ep := &epoch{master: sp.master, slave: sp.slave, path: sp.slave.Name(), done: make(chan struct{})}
 	if r.opts.Link != "" {
 		if err := pointLink(r.opts.Link, ep.path); err != nil {
-			master.Close()
-			slave.Close()
+			sp.close()
 			return err
 		}
 	}
@@ -364,6 +381,28 @@ func (r *Robot) plugLocked() error {
 	go r.writeLoop(ep)
 	r.log.Info("plugged in", "path", ep.path, "link", r.opts.Link)
 	return nil
+}
+
+// reserveLocked opens the spare pty for the next plug, unless there is one.
+func (r *Robot) reserveLocked() {
+	if r.spare != nil {
+		return
+	}
+	master, slave, err := openPTY()
+	if err != nil {
+		// The replug opens one then; it may get the old path back.
+		r.log.Warn("reserve a pty for the replug", "err", err)
+		return
+	}
+	r.spare = &spare{master: master, slave: slave}
+}
+
+// dropSpareLocked closes the spare pty, if any.
+func (r *Robot) dropSpareLocked() {
+	if r.spare != nil {
+		r.spare.close()
+		r.spare = nil
+	}
 }
 
 // unplugLocked closes the pty and waits for the reader and writer. The
@@ -398,6 +437,10 @@ func (r *Robot) readLoop(ep *epoch) {
 		}
 		n, err := ep.master.Read(buf)
 		if n > 0 {
+			// A stall that began during the Read holds these bytes too.
+			if !r.faults.waitUnstalled(ep.done) {
+				return
+			}
 			r.receive(&rx, r.faults.apply(ToDevice, buf[:n], &scratch))
 		}
 		if err != nil {

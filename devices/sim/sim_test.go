@@ -454,6 +454,70 @@ func TestUnplugReplug(t *testing.T) {
 	}
 }
 
+// A host that lost its port closes it, which frees the old pty number; the
+// robot still comes back under another path because it reserved the new pty
+// before it let go of the old one.
+func TestReplugUnderNewPath(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "robot")
+	g := start(t, &Options{TLMHz: -1, Link: link})
+	first := g.r.Path()
+	g.r.Faults().Unplug(0) // away until Replug
+	if _, err := g.c.Next(wait); err == nil || err == conformance.ErrTimeout {
+		t.Fatalf("host read after unplug: %v", err)
+	}
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Fatalf("%s still there while unplugged: %v", first, err)
+	}
+	if p, err := serial.Open(first, &conformance.Mode); err == nil {
+		p.Close()
+		t.Fatalf("%s opens while unplugged", first)
+	}
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Fatalf("the reserved pty is published while unplugged: %v", err)
+	}
+	if st := g.r.State(); st.Plugged || st.Path != "" {
+		t.Fatalf("%+v", st)
+	}
+	g.c.Close() // the host lets go: the kernel may hand out first's number again
+
+	if err := g.r.Faults().Replug(); err != nil {
+		t.Fatal(err)
+	}
+	now := g.r.Path()
+	if now == "" || now == first {
+		t.Fatalf("replugged at %q, before at %q: want a new path", now, first)
+	}
+	if got, _ := os.Readlink(link); got != now {
+		t.Fatalf("link → %q, want %q", got, now)
+	}
+	c := conformance.Open(t, link)
+	c.WaitFor(wait, "HELLO", func(l conformance.Line) bool { return l.Kind == proto.KindHello })
+	c.Send(1, "PING")
+	if l, _ := c.Reply(wait, 1); l.Kind != proto.KindOK {
+		t.Fatal(l)
+	}
+	if st := g.r.State(); st.Boots != 2 || st.Path != now {
+		t.Fatalf("%+v", st)
+	}
+}
+
+// Closing an unplugged robot closes its reserved pty too.
+func TestCloseWhileUnplugged(t *testing.T) {
+	g := start(t, &Options{TLMHz: -1})
+	g.r.Faults().Unplug(time.Hour)
+	g.r.mu.Lock()
+	sp := g.r.spare
+	g.r.mu.Unlock()
+	if sp == nil {
+		t.Fatal("no pty reserved for the replug")
+	}
+	path := sp.slave.Name()
+	g.r.Close()
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("reserved %s left open after Close: %v", path, err)
+	}
+}
+
 func TestStall(t *testing.T) {
 	g := start(t, &Options{TLMHz: -1})
 	g.r.Faults().Stall(true)
