@@ -88,7 +88,6 @@ type Agent struct {
 // Timing of the agent's own work.
 const (
 	statusDebounce   = 100 * time.Millisecond // status bursts are coalesced within this
-	shutdownStopWait = 1500 * time.Millisecond
 	ackFlushWait     = time.Second
 	joinBackoffMin   = 250 * time.Millisecond
 	joinBackoffMax   = 5 * time.Second
@@ -221,8 +220,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	return runErr
 }
 
-// shutdown is the end of Run: stop every device, answer what is pending,
-// close the devices, send the last acks, leave the session.
+// shutdown is the end of Run: nothing new is taken, what waits is
+// answered, every device is stopped and closed, the last acks go out, and
+// the agent leaves the session.
 func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc, workers *errgroup.Group) {
 	start := time.Now()
 	a.mu.Lock()
@@ -232,16 +232,11 @@ func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc,
 	}
 	a.mu.Unlock()
 
-	// 1. Stop every device at once, ahead of anything queued; nothing new
-	// is taken from now on.
-	var stops []chan struct{}
+	// 1. Nothing new goes to a device: the waiting setpoint is refused, the
+	// one being submitted is given up (if it is not on the wire yet, it
+	// never will be), the workers end and answer what still waited.
+	why := rejected(CodeShutdown, "agent stopping")
 	for _, d := range a.devs {
-		why := rejected(CodeShutdown, "agent stopping")
-		if *a.cfg.Safety.StopOnShutdown {
-			done := make(chan struct{})
-			stops = append(stops, done)
-			d.stop(ctlOp{why: "shutdown", done: done}, why, true)
-		}
 		d.mu.Lock()
 		d.closed = true
 		old := d.supersedeLocked(why)
@@ -251,32 +246,26 @@ func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc,
 			a.finish(old, why)
 		}
 	}
-	t := time.NewTimer(shutdownStopWait) // wall clock: a bound on the way out
-	for _, done := range stops {
-		select {
-		case <-done:
-		case <-t.C:
-			a.log.Warn("a device did not confirm its stop in time")
-		}
-	}
-	t.Stop()
-
-	// 2. The workers end; what still waits is answered.
 	cancelWork()
 	workers.Wait()
 	a.wg.Wait()
 
-	// 3. Close the devices (each sends STOP once more if its link is up).
+	// 2. Stop every device, all at once: Close sends STOP first, after
+	// anything already on the wire, then closes the port.
 	var closing sync.WaitGroup
 	for _, d := range a.devs {
 		if dev := d.device(); dev != nil {
 			closing.Add(1)
-			go func() { defer closing.Done(); dev.Close() }()
+			go func() {
+				defer closing.Done()
+				d.log.Info("stop", "why", "shutdown")
+				dev.Close()
+			}()
 		}
 	}
 	closing.Wait()
 
-	// 4. The last acks, then leave.
+	// 3. The last acks, then leave.
 	a.out.close(ackFlushWait)
 	sess.Close()
 	a.out.wait()

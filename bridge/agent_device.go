@@ -63,11 +63,10 @@ type agentDevice struct {
 
 // ctlOp is a stop or a clear for the worker.
 type ctlOp struct {
-	kind     Kind          // KindStop or KindClear
-	fan      *fanout       // the signal's ack; nil for the agent's own stops
-	why      string        // the agent's own stops: deadman, session lost, lease ended, shutdown, device ready
-	latchGen uint64        // clear: the latch it may release
-	done     chan struct{} // closed when done (shutdown waits on it)
+	kind     Kind    // KindStop or KindClear
+	fan      *fanout // the signal's ack; nil for the agent's own stops
+	why      string  // the agent's own stops: deadman, session lost, lease ended, shutdown, device ready
+	latchGen uint64  // clear: the latch it may release
 }
 
 const oneshotQueue = 32
@@ -231,10 +230,9 @@ func (d *agentDevice) putOneshot(j *job) {
 // (the agent's own urgent stops).
 func (d *agentDevice) stop(op ctlOp, why outcome, front bool) {
 	d.mu.Lock()
-	if d.closed && op.why != "shutdown" {
+	if d.closed {
 		d.mu.Unlock()
 		op.fan.done(d.name, outcome{status: AckError, code: CodeShutdown, reason: "agent stopping"})
-		closeDone(op)
 		return
 	}
 	old := d.supersedeLocked(why)
@@ -450,7 +448,6 @@ func (d *agentDevice) result(kind Kind, res devices.Result, err error) outcome {
 }
 
 func (d *agentDevice) runCtl(ctx context.Context, dev *devices.Device, op ctlOp) {
-	defer closeDone(op)
 	if dev == nil {
 		op.fan.done(d.name, outcome{status: AckError, code: CodeNotReady, reason: "device " + d.name + " not open"})
 		return
@@ -513,7 +510,6 @@ func (d *agentDevice) drain() {
 	}
 	for _, op := range ctl {
 		op.fan.done(d.name, outcome{status: AckError, code: CodeShutdown, reason: "agent stopping"})
-		closeDone(op)
 	}
 }
 
@@ -553,10 +549,4 @@ func (d *agentDevice) oneshot(ctx context.Context, j *job) {
 	}
 	res, err := dev.Do(ctx, j.dcmd)
 	d.a.finish(j, d.result(KindOneshot, res, err))
-}
-
-func closeDone(op ctlOp) {
-	if op.done != nil {
-		close(op.done)
-	}
 }
