@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,6 +129,11 @@ func OpenPort(path string, opts *PortOptions) (*Port, error) {
 		StopBits: serial.OneStopBit,
 	})
 	if err != nil {
+		if terr := termios2Refused(wf, o.Baud); terr != nil {
+			err = fmt.Errorf("%d baud is not a standard termios rate and setting it needs the termios2 ioctls, "+
+				"which this system refuses (%v; qemu-user is one such); use a standard rate such as 115200 or 230400: %w",
+				o.Baud, terr, err)
+		}
 		wf.Close()
 		var pe *serial.PortError
 		if errors.As(err, &pe) && pe.Code() == serial.PortBusy {
@@ -148,6 +154,37 @@ func OpenPort(path string, opts *PortOptions) (*Port, error) {
 		rbuf:         make([]byte, 256),
 		split:        lineSplitter{line: make([]byte, 0, proto.MaxDeviceLine)},
 	}, nil
+}
+
+// termiosRates are the rates go.bug.st/serial sets with plain termios on
+// Linux (its baudrateMap); any other rate goes through termios2 (TCGETS2,
+// TCSETS2 with BOTHER).
+var termiosRates = []int{50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400,
+	57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000, 2000000, 2500000,
+	3000000, 3500000, 4000000}
+
+// termios2Refused explains a failed open at a non-standard rate: it returns
+// the error of TCGETS2 on a tty that answers TCGETS, nil otherwise. Such
+// ttys exist under qemu-user, which does not translate TCGETS2/TCSETS2
+// (ENOSYS); go.bug.st/serial then reports only "error configuring port".
+func termios2Refused(f *os.File, baud int) error {
+	if slices.Contains(termiosRates, baud) {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var refused error
+	rc.Control(func(fd uintptr) {
+		if _, err := unix.IoctlGetTermios(int(fd), unix.TCGETS); err != nil {
+			return // not a tty at all: another problem
+		}
+		if _, err := unix.IoctlGetTermios(int(fd), unix.TCGETS2); err != nil {
+			refused = fmt.Errorf("TCGETS2: %w", err)
+		}
+	})
+	return refused
 }
 
 // flock takes an exclusive, non-blocking flock on f without putting it in
