@@ -87,10 +87,10 @@ type Agent struct {
 
 // Timing of the agent's own work.
 const (
-	statusDebounce   = 100 * time.Millisecond // status bursts are coalesced within this
-	ackFlushWait     = time.Second
-	joinBackoffMin   = 250 * time.Millisecond
-	joinBackoffMax   = 5 * time.Second
+	statusDebounce = 100 * time.Millisecond // status bursts are coalesced within this
+	ackFlushWait   = time.Second
+	joinBackoffMin = 250 * time.Millisecond
+	joinBackoffMax = 5 * time.Second
 )
 
 // NewAgent checks cfg (as Load or Parse returned it; a Config built in Go
