@@ -32,6 +32,7 @@ func newBenchCmd() *cobra.Command {
 
 func newBenchRelayCmd(bf *benchFlags) *cobra.Command {
 	var o relaybench.Options
+	var cf compareFlags
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Relay latency, throughput and memory per idle connection, over loopback",
@@ -42,11 +43,23 @@ func newBenchRelayCmd(bf *benchFlags) *cobra.Command {
   memory      Go heap + goroutine stacks per idle connection with --conns connections
 
 Clients share the CPUs with the relay, so the numbers are a floor for the relay alone.
-The machine's load matters: run it two or three times.`,
+The machine's load matters: run it two or three times.
+
+--compare runs this binary as "teleop server", mosquitto and nats-server instead, each a
+process on a free 127.0.0.1 port, through the same workloads (payloads of 100 B and 8 KB,
+fan-out to 10 and 100, server RSS per idle connection), and prints them side by side with
+each one's ratio to teleop server, plus a PNG chart of the latency distributions (--chart).`,
 		Example: `  teleop bench relay
-  teleop bench relay --duration 2s --fanouts 10 --conns 1000 --json`,
+  teleop bench relay --duration 2s --fanouts 10 --conns 1000 --json
+  teleop bench relay --compare --chart compare.png`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cf.on {
+				return runBenchCompare(cmd, bf, &o, &cf)
+			}
+			if cmd.Flags().Changed("chart") {
+				return errChartWithoutCompare
+			}
 			if !bf.json {
 				o.Logf = func(format string, args ...any) {
 					fmt.Fprintf(cmd.ErrOrStderr(), "bench: "+format+"\n", args...)
@@ -70,6 +83,7 @@ The machine's load matters: run it two or three times.`,
 	f.IntVar(&o.DataBytes, "data-bytes", 100, "signal data size")
 	f.IntSliceVar(&o.Fanouts, "fanouts", []int{1, 10, 100}, "receivers of the throughput runs (1 is a signal to one connection)")
 	f.IntVar(&o.IdleConns, "conns", 5000, "idle connections of the memory run (-1 skips it)")
+	addCompareFlags(cmd, &cf)
 	return cmd
 }
 
