@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/teleop/teleop/configs"
 	"github.com/teleop/teleop/demo"
 	"github.com/teleop/teleop/devices/sim"
 	"github.com/teleop/teleop/signaling"
@@ -209,4 +210,85 @@ func TestDemoConsole(t *testing.T) {
 	ph.screenshot("demo-phone-390x844-telemetry")
 	ph.keyUp(keyW)
 	untilState(t, rob, "the wheels stopped for the phone", func(s sim.State) bool { return s.Left == 0 && s.Right == 0 })
+}
+
+// exclusiveLease is configs/demo.yaml with the single-driver lease on, and
+// an idle limit no test outlasts.
+func exclusiveLease(t *testing.T) []byte {
+	t.Helper()
+	y := strings.Replace(string(configs.Demo), "\nsafety:\n", "\nsafety:\n  lease: exclusive\n  lease_idle: 10m\n", 1)
+	if y == string(configs.Demo) {
+		t.Fatal("configs/demo.yaml has no safety section to turn the lease on in")
+	}
+	return []byte(y)
+}
+
+// TestDemoConsoleRejections: where the real agent refuses the operator, the
+// console says so with the agent's reason, while the key is held: another
+// operator holds the lease, and the robot is unplugged.
+func TestDemoConsoleRejections(t *testing.T) {
+	st := startDemo(t, exclusiveLease(t))
+	rob := st.Robot()
+	b := browser(t)
+	p := open(t, b, "desktop", st.ConsoleURL(demoToken(t, st, demo.OperatorData)), desktop)
+	p.ready()
+
+	// Bob holds the lease: the console's drive is rejected, and it shows
+	// why, from whom, with the code.
+	bob := demoPeer(t, st, "bob", "role=operator,name=bob")
+	robot := bob.connectionNamed(demo.RobotData)
+	bob.send("control", `{"id":1,"action":"acquire"}`, robot)
+	if a := bob.ackOf(1); a["status"] != "ok" {
+		t.Fatalf("bob's acquire: %v", a)
+	}
+	p.until("the lease holder", `document.getElementById('lease-holder').textContent === 'bob'`)
+	start := rob.State()
+	p.keyDown(keyW)
+	p.until("the rejection", `!document.getElementById('rejected').hidden && document.getElementById('rejected').textContent.includes('lease held by')`)
+	shown := p.text("rejected")
+	t.Logf("lease: the console shows %q", shown)
+	if !strings.Contains(shown, "rejected by sim-1") || !strings.Contains(shown, "(lease)") {
+		t.Errorf("rejection %q, want who rejected it and the code", shown)
+	}
+	p.until("rejections counted", `/^0 \/ [1-9]\d*$/.test(document.getElementById('ack-counts').textContent)`)
+	p.screenshot("demo-desktop-lease-rejected-1280x800")
+	p.keyUp(keyW)
+	if s := rob.State(); s.X != start.X || s.Linear != 0 {
+		t.Errorf("the robot moved for a driver without the lease: x %.3f → %.3f", start.X, s.X)
+	}
+
+	// Take control while bob has it: refused, with the reason.
+	p.click("#acquire")
+	p.until("the control rejection", `document.getElementById('rejected').textContent.startsWith('control #')`)
+	t.Logf("take control: the console shows %q", p.text("rejected"))
+
+	// Bob lets go; the console takes control and drives.
+	bob.send("control", `{"id":2,"action":"release"}`, robot)
+	bob.ackOf(2)
+	p.until("nobody holds the lease", `document.getElementById('lease-holder').textContent === 'nobody'`)
+	p.click("#acquire")
+	p.until("the console holds the lease", `document.getElementById('lease-holder').textContent === 'you'`)
+	p.keyDown(keyW)
+	untilState(t, rob, "it moving for the lease holder", func(s sim.State) bool { return s.X-start.X > 0.05 })
+	p.keyUp(keyW)
+	untilState(t, rob, "the wheels stopped", func(s sim.State) bool { return s.Left == 0 && s.Right == 0 })
+
+	// The robot is unplugged: the console shows the device's state, and a
+	// held key is rejected with the agent's reason until it is back.
+	rob.Faults().Unplug(0)
+	p.until("the device gone", `!/ready|failsafe/.test(document.getElementById('devices').textContent)`)
+	t.Logf("unplugged: devices %q", p.text("devices"))
+	p.keyDown(keyW)
+	p.until("the not-ready rejection", `document.getElementById('rejected').textContent.includes('(not_ready)')`)
+	t.Logf("unplugged: the console shows %q", p.text("rejected"))
+	p.screenshot("demo-desktop-unplugged-1280x800")
+	p.keyUp(keyW)
+	if err := rob.Faults().Replug(); err != nil {
+		t.Fatal(err)
+	}
+	p.until("the device back", `/ready|failsafe/.test(document.getElementById('devices').textContent)`)
+	back := rob.State()
+	p.keyDown(keyW)
+	untilState(t, rob, "it moving after the replug", func(s sim.State) bool { return s.X-back.X > 0.05 })
+	p.keyUp(keyW)
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/teleop/teleop/configs"
+	"github.com/teleop/teleop/demo"
 	"github.com/teleop/teleop/devices/sim"
 	"github.com/teleop/teleop/signaling/token"
 )
@@ -81,6 +84,59 @@ func TestDriveTheDemoInTmux(t *testing.T) {
 		t.Fatalf("exit code %s; stderr:\n%s", rc, r.file("stderr"))
 	}
 	untilRobot(t, rob, "the stop at exit", nil, func(s sim.State) bool { return s.Linear == 0 && s.Left == 0 && s.Right == 0 })
+	r.checkRestored()
+	t.Logf("last screen:\n%s", r.screen())
+}
+
+// TestDriveTheDemoRejections: where the real agent refuses teleop drive,
+// the status line says why, by name: another operator holds the lease.
+// Then control passes with l, and w drives.
+func TestDriveTheDemoRejections(t *testing.T) {
+	t.Parallel()
+	y := strings.Replace(string(configs.Demo), "\nsafety:\n", "\nsafety:\n  lease: exclusive\n  lease_idle: 10m\n", 1)
+	st := startDemoStack(t, &demo.Options{Config: []byte(y), ConfigName: "exclusive.yaml"})
+	rob := st.Robot()
+	bobTok, err := st.Token("role=operator,name=bob", token.Publisher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := joinDemo(t, st.URL(), bobTok)
+	robot := bob.robot().ConnectionID
+	if a := bob.waitAck(bob.send("control", robot, `,"action":"acquire"`)); a.Status != "ok" {
+		t.Fatalf("bob's acquire: %+v", a)
+	}
+	waitDeviceReady(t, st)
+
+	tok, err := st.Token("role=operator,name=alice", token.Publisher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startDrive(t, "--server", st.URL(), "--token", tok, "--hold", "1s", "--repeat-hold", "500ms")
+	// Wide enough for a rejection, a note and the lease holder on one
+	// status line: at 120 columns the holder is cut off while they show.
+	r.must("resize-window", "-t", "drive", "-x", "200")
+	r.waitScreen(`connected to demo as alice · robot sim-1`)
+	r.waitScreen(`control: bob`)
+	start := rob.State()
+	r.keys("w")
+	r.waitScreen(`rejected: lease held by bob \[lease\] \(drive #\d+\)`)
+	// l asks for control: refused while bob holds it, with the reason.
+	r.keys("l")
+	r.waitScreen(`rejected: lease held by bob \[lease\] \(control #\d+\)`)
+	if s := rob.State(); s.X != start.X || s.Linear != 0 {
+		t.Fatalf("the robot moved for a driver without the lease: x %.3f → %.3f", start.X, s.X)
+	}
+
+	// Bob lets go; l takes control, and w drives.
+	bob.waitAck(bob.send("control", robot, `,"action":"release"`))
+	r.waitScreen(`control: nobody`)
+	r.keys("l")
+	r.waitScreen(`control: you`)
+	untilRobot(t, rob, "it moving for the lease holder", func() { r.keys("w") }, func(s sim.State) bool { return s.X-start.X > 0.05 })
+	r.keys("q")
+	if rc := r.wait(); rc != "0" {
+		t.Fatalf("exit code %s; stderr:\n%s", rc, r.file("stderr"))
+	}
 	r.checkRestored()
 	t.Logf("last screen:\n%s", r.screen())
 }
