@@ -228,15 +228,15 @@ func ackJSON(dst []byte, id, typ string, o outcome, bridge time.Duration) []byte
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"type":`...)
-	dst = strconv.AppendQuote(dst, typ)
+	dst = appendJSONString(dst, typ)
 	dst = append(dst, `,"status":`...)
-	dst = strconv.AppendQuote(dst, o.status)
+	dst = appendJSONString(dst, o.status)
 	if o.code != "" {
 		dst = append(dst, `,"code":`...)
 		if _, err := strconv.Atoi(o.code); err == nil {
 			dst = append(dst, o.code...)
 		} else {
-			dst = strconv.AppendQuote(dst, o.code)
+			dst = appendJSONString(dst, o.code)
 		}
 	}
 	if o.reason != "" {

@@ -17,12 +17,12 @@ import (
 // Keys after st are sorted, so equal lines give equal data.
 func telemetryJSON(dst []byte, device string, t devices.Telemetry) []byte {
 	dst = append(dst, `{"device":`...)
-	dst = strconv.AppendQuote(dst, device)
+	dst = appendJSONString(dst, device)
 	dst = append(dst, `,"t_ms":`...)
 	dst = strconv.AppendUint(dst, uint64(t.TimeMs), 10)
 	if st, ok := t.Fields["st"]; ok {
 		dst = append(dst, `,"st":`...)
-		dst = strconv.AppendQuote(dst, st)
+		dst = appendJSONString(dst, st)
 	}
 	keys := make([]string, 0, len(t.Fields))
 	for k := range t.Fields {
@@ -34,12 +34,12 @@ func telemetryJSON(dst []byte, device string, t devices.Telemetry) []byte {
 	for _, k := range keys {
 		v := t.Fields[k]
 		dst = append(dst, ',')
-		dst = strconv.AppendQuote(dst, k)
+		dst = appendJSONString(dst, k)
 		dst = append(dst, ':')
 		if isJSONNumber(v) {
 			dst = append(dst, v...)
 		} else {
-			dst = strconv.AppendQuote(dst, v)
+			dst = appendJSONString(dst, v)
 		}
 	}
 	return append(dst, '}')
