@@ -98,7 +98,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, c *demoConfig) error
 			st.Close()
 		}
 	}()
-	if err := printDemoIntro(stdout, st, c.self); err != nil {
+	if err := printDemoIntro(stdout, st, c); err != nil {
 		return err
 	}
 	if c.started != nil {
@@ -122,7 +122,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, c *demoConfig) error
 }
 
 // printDemoIntro says where the console is and what to try, with tokens.
-func printDemoIntro(w io.Writer, st *demo.Stack, self string) error {
+func printDemoIntro(w io.Writer, st *demo.Stack, c *demoConfig) error {
 	console, err := st.Token(demo.OperatorData, token.Publisher)
 	if err != nil {
 		return err
@@ -135,6 +135,15 @@ func printDemoIntro(w io.Writer, st *demo.Stack, self string) error {
 	if err != nil {
 		return err
 	}
+	config := "the built-in configs/demo.yaml"
+	if c.config != "" {
+		config = c.config
+	}
+	link := st.Link()
+	if c.link == "" && link != sim.DefaultLink {
+		link += " (" + sim.DefaultLink + " is another robot's)"
+	}
+	self := c.self
 	if self == "" || strings.HasSuffix(self, ".test") {
 		self = "teleop"
 	} else if !strings.Contains(self, string(filepath.Separator)) {
@@ -142,7 +151,8 @@ func printDemoIntro(w io.Writer, st *demo.Stack, self string) error {
 	}
 	fmt.Fprintf(w, `teleop demo: relay, console, simulated robot and agent in one process (session %q)
 
-  robot    %s on %s (the agent's port), driven by configs/demo.yaml
+  robot    %s, agent config %s
+  port     %s
 
 Open the console (the token is in the fragment, so it stays out of logs):
 
@@ -165,7 +175,7 @@ More tokens: export TELEOP_API_KEY=%s TELEOP_API_SECRET=%s TELEOP_SERVER=%s
 
 Ctrl-C stops the agent (which stops the robot), the robot and the relay.
 listening on %s
-`, st.Session(), demo.RobotData, st.Link(), st.ConsoleURL(console),
+`, st.Session(), demo.RobotData, config, link, st.ConsoleURL(console),
 		self, st.URL(), terminal, self, st.URL(), listener,
 		st.APIKey(), st.APISecret(), st.URL(), self, st.Session(), st.URL())
 	return nil

@@ -259,7 +259,7 @@ func TestDemo(t *testing.T) {
 		"bin/teleop drive --server " + url + " --token ",
 		"bin/teleop listen --server " + url + " --token ",
 		"export TELEOP_API_KEY=" + st.APIKey() + " TELEOP_API_SECRET=" + st.APISecret() + " TELEOP_SERVER=" + url,
-		demo.RobotData + " on " + c.link,
+		"port     " + c.link + "\n",
 		"listening on " + url,
 	} {
 		if !strings.Contains(intro, want) {
