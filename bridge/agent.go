@@ -515,13 +515,24 @@ func (a *Agent) leaseEnded(was string, why leaseEnd) {
 	a.changed(true)
 }
 
-// connData is the connection data of a connection in the session.
+// connData is the connection data of a connection in the session. A
+// connection the agent has not recorded yet (a signal handled just before
+// joined ran) is looked up in the session's own list.
 func (a *Agent) connData(id string) (string, bool) {
 	if id == "" {
 		return "", false
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	d, ok := a.conns[id]
-	return d, ok
+	sess := a.sess
+	a.mu.Unlock()
+	if ok || sess == nil {
+		return d, ok
+	}
+	for _, c := range sess.Connections() {
+		if c.ConnectionID == id {
+			return c.Data, true
+		}
+	}
+	return "", false
 }
