@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -100,11 +101,6 @@ func TestDriveTheDemoRejections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob := joinDemo(t, st.URL(), bobTok)
-	robot := bob.robot().ConnectionID
-	if a := bob.waitAck(bob.send("control", robot, `,"action":"acquire"`)); a.Status != "ok" {
-		t.Fatalf("bob's acquire: %+v", a)
-	}
 	waitDeviceReady(t, st)
 
 	tok, err := st.Token("role=operator,name=alice", token.Publisher)
@@ -116,13 +112,25 @@ func TestDriveTheDemoRejections(t *testing.T) {
 	// status line: at 120 columns the holder is cut off while they show.
 	r.must("resize-window", "-t", "drive", "-x", "200")
 	r.waitScreen(`connected to demo as alice · robot sim-1`)
+
+	// Bob takes control: the agent's status says so to everyone.
+	bob := joinDemo(t, st.URL(), bobTok)
+	robot := bob.robot().ConnectionID
+	if a := bob.waitAck(bob.send("control", robot, `,"action":"acquire"`)); a.Status != "ok" {
+		t.Fatalf("bob's acquire: %+v", a)
+	}
 	r.waitScreen(`control: bob`)
 	start := rob.State()
-	r.keys("w")
-	r.waitScreen(`rejected: lease held by bob \[lease\] \(drive #\d+\)`)
-	// l asks for control: refused while bob holds it, with the reason.
-	r.keys("l")
-	r.waitScreen(`rejected: lease held by bob \[lease\] \(control #\d+\)`)
+	// w, then l (take control): both refused while bob holds it, each
+	// with the agent's reason, bob by name.
+	for _, k := range []string{"w", "l"} {
+		r.keys(k)
+		what := map[string]string{"w": "drive", "l": "control"}[k]
+		line := regexp.MustCompile(`rejected: [^·]*\(` + what + ` #\d+\)`).FindString(r.waitScreen(`rejected: [^·]*\(` + what + ` #\d+\)`))
+		if !strings.HasPrefix(line, "rejected: lease held by bob [lease]") {
+			t.Errorf("%s: the screen says %q, want the lease held by bob", k, line)
+		}
+	}
 	if s := rob.State(); s.X != start.X || s.Linear != 0 {
 		t.Fatalf("the robot moved for a driver without the lease: x %.3f → %.3f", start.X, s.X)
 	}
