@@ -176,8 +176,8 @@ func TestDemoConsole(t *testing.T) {
 	bob := demoPeer(t, st, "bob", "role=operator,name=bob")
 	robot := bob.connectionNamed(demo.RobotData)
 	bob.send("drive", `{"id":7,"linear":0.3,"angular":0}`, robot)
-	if a := bob.ackOf(7); a["status"] != "rejected" || a["reason"] == "" {
-		t.Errorf("a drive while the e-stop is latched was acked %v, want rejected with a reason", a)
+	if a := bob.ackOf(7); a["status"] != "rejected" || a["code"] != "estop_latched" || a["reason"] == "" {
+		t.Errorf("a drive while the e-stop is latched was acked %v, want rejected, estop_latched, with a reason", a)
 	} else {
 		t.Logf("a drive while latched: %v", a)
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -92,12 +91,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, c *demoConfig) error
 	if err != nil {
 		return err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			st.Close()
-		}
-	}()
+	defer st.Close() // on an early return; Close is idempotent
 	if err := printDemoIntro(stdout, st, c); err != nil {
 		return err
 	}
@@ -110,7 +104,6 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, c *demoConfig) error
 		fmt.Fprintln(stdout, "stopping: the agent stops the robot, then the robot and the relay shut down")
 	case <-st.Done():
 	}
-	closed = true
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -131,7 +124,7 @@ func printDemoIntro(w io.Writer, st *demo.Stack, c *demoConfig) error {
 	if err != nil {
 		return err
 	}
-	listener, err := st.Token("role=observer,name=listen", token.Subscriber)
+	watcher, err := st.Token("role=observer,name=listen", token.Subscriber)
 	if err != nil {
 		return err
 	}
@@ -146,8 +139,6 @@ func printDemoIntro(w io.Writer, st *demo.Stack, c *demoConfig) error {
 	self := c.self
 	if self == "" || strings.HasSuffix(self, ".test") {
 		self = "teleop"
-	} else if !strings.Contains(self, string(filepath.Separator)) {
-		self = filepath.Base(self)
 	}
 	fmt.Fprintf(w, `teleop demo: relay, console, simulated robot and agent in one process (session %q)
 
@@ -176,7 +167,7 @@ More tokens: export TELEOP_API_KEY=%s TELEOP_API_SECRET=%s TELEOP_SERVER=%s
 Ctrl-C stops the agent (which stops the robot), the robot and the relay.
 listening on %s
 `, st.Session(), demo.RobotData, config, link, st.ConsoleURL(console),
-		self, st.URL(), terminal, self, st.URL(), listener,
+		self, st.URL(), terminal, self, st.URL(), watcher,
 		st.APIKey(), st.APISecret(), st.URL(), self, st.Session(), st.URL())
 	return nil
 }
