@@ -16,7 +16,7 @@ func (s *Server) handleFrame(sk *sock, typ int, b []byte) {
 		sk.send(errorFrame(signaling.CodeInvalid, "binary frames are not accepted: send each frame as JSON text"))
 		return
 	}
-	f, err := signaling.DecodeFrame(b)
+	f, err := decodeFrame(b)
 	if err != nil {
 		msg := err.Error()
 		if e, ok := err.(*signaling.Error); ok {
@@ -101,7 +101,7 @@ func (s *Server) handleSignal(sk *sock, f *signaling.Frame) {
 		} else {
 			code, msg = s.signal(c.sess, c, f.To, f.Type, f.Data, f.QueuedMs)
 			if code == signaling.CodeOK {
-				s.metrics.signalsIn.WithLabelValues("ws").Inc()
+				s.metrics.signalsInWS.Inc()
 			}
 		}
 	}

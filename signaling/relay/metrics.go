@@ -15,6 +15,7 @@ type metrics struct {
 	sessions    atomic.Int64
 
 	signalsIn     *prometheus.CounterVec // by via: ws, rest
+	signalsInWS   prometheus.Counter     // signalsIn{via="ws"}, looked up once: it counts every signal
 	signalsOut    prometheus.Counter     // signal frames written to sockets
 	dropped       prometheus.Counter     // events evicted from a replay buffer before they were written
 	resumes       prometheus.Counter
@@ -61,6 +62,7 @@ func newMetrics(reg *prometheus.Registry, private bool) (*metrics, error) {
 			Help: "WebSockets closed, by reason.",
 		}, []string{"reason"}),
 	}
+	m.signalsInWS = m.signalsIn.WithLabelValues("ws")
 	gauge := func(name, help string, v *atomic.Int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
