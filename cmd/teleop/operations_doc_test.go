@@ -236,4 +236,3 @@ func shellWords(s string) []string {
 	}
 	return out
 }
-
