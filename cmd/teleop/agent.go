@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,7 @@ type agentConfig struct {
 	metrics   string
 	logFormat string
 	logLevel  string
+	procs     int
 
 	started func(*bridge.Agent, net.Addr) // tests: called once the agent is built (metrics address or nil)
 }
@@ -56,6 +59,7 @@ answer the signals still pending and leave the session; the exit code is then 0.
 	f.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9420 (default: off)")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.IntVar(&c.procs, "procs", 1, "Go's GOMAXPROCS for the agent: 1 keeps its small, serial work on one thread (half the CPU of one per core); 0 leaves Go's default; $GOMAXPROCS wins")
 	cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -64,6 +68,9 @@ func runAgent(ctx context.Context, stderr io.Writer, c *agentConfig) error {
 	logger, err := newLogger(stderr, c.logFormat, c.logLevel)
 	if err != nil {
 		return err
+	}
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set && c.procs > 0 {
+		runtime.GOMAXPROCS(c.procs)
 	}
 	cfg, err := bridge.Load(c.config)
 	if err != nil {

@@ -98,7 +98,7 @@ mappings:
 `)
 	var out, errOut lockedBuffer
 	root := newRootCmd(&out, &errOut)
-	root.SetArgs([]string{"agent", "--config", bad})
+	root.SetArgs([]string{"agent", "--config", bad, "--procs", "0"})
 	err := root.ExecuteContext(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "the agent does not start") {
 		t.Fatalf("err = %v", err)
@@ -123,7 +123,7 @@ func TestSignalWaitAckFromTheAgent(t *testing.T) {
 
 	var errOut lockedBuffer
 	root := newRootCmd(io.Discard, &errOut)
-	root.SetArgs([]string{"agent", "--config", cfg, "--log-level", "debug"})
+	root.SetArgs([]string{"agent", "--config", cfg, "--log-level", "debug", "--procs", "0"}) // in process: leave GOMAXPROCS alone
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()

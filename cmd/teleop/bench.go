@@ -27,6 +27,7 @@ func newBenchCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().BoolVar(&bf.json, "json", false, "print the results as JSON")
 	cmd.AddCommand(newBenchRelayCmd(&bf))
+	cmd.AddCommand(newBenchE2ECmd(&bf))
 	return cmd
 }
 
