@@ -119,7 +119,9 @@ type Latency struct {
 	P99     time.Duration `json:"p99Ns"`
 	P999    time.Duration `json:"p999Ns"`
 	Max     time.Duration `json:"maxNs"`
-	NotOK   int           `json:"notOk"` // acks that were not ok (counted, not in the latencies)
+	// NotOK counts acks that were not ok (on a loaded machine: a drive
+	// superseded by the next while the robot was slow); not in the latencies.
+	NotOK int `json:"notOk"`
 }
 
 // Process is the agent running as its own process, driven at Rate with
@@ -133,10 +135,10 @@ type Process struct {
 	RSSLastKB   int     `json:"rssLastKB"`
 	// The last RSS in parts: anonymous (heap, stacks) and file-backed (the
 	// binary's pages that were touched, shared with every process that maps it).
-	RSSAnonKB int `json:"rssAnonKB"`
-	RSSFileKB int `json:"rssFileKB"`
-	Telemetry   int     `json:"telemetrySignals"` // telemetry signals the operator received
-	Agent       Latency `json:"agent"`            // ack latency of the drives
+	RSSAnonKB int     `json:"rssAnonKB"`
+	RSSFileKB int     `json:"rssFileKB"`
+	Telemetry int     `json:"telemetrySignals"` // telemetry signals the operator received
+	Agent     Latency `json:"agent"`            // ack latency of the drives
 }
 
 // Run runs the paced and the back-to-back measurements, then the process
