@@ -123,14 +123,21 @@ func TestDriveTheDemoRejections(t *testing.T) {
 	start := rob.State()
 	// w, then l (take control): both refused while bob holds it, each
 	// with the agent's reason, bob by name.
-	for _, k := range []string{"w", "l"} {
-		r.keys(k)
-		what := map[string]string{"w": "drive", "l": "control"}[k]
-		line := regexp.MustCompile(`rejected: [^·]*\(` + what + ` #\d+\)`).FindString(r.waitScreen(`rejected: [^·]*\(` + what + ` #\d+\)`))
+	rejection := func(what string) {
+		t.Helper()
+		re := `rejected: [^·]*\(` + what + ` #\d+\)`
+		line := regexp.MustCompile(re).FindString(r.waitScreen(re))
 		if !strings.HasPrefix(line, "rejected: lease held by bob [lease]") {
-			t.Errorf("%s: the screen says %q, want the lease held by bob", k, line)
+			t.Errorf("%s: the screen says %q, want the lease held by bob", what, line)
 		}
 	}
+	r.keys("w")
+	rejection("drive")
+	// The newest rejection shows: let the hold end (its stop is honoured)
+	// before the control request.
+	r.waitScreen(`· stopped · ack stop #\d+ ok`)
+	r.keys("l")
+	rejection("control")
 	if s := rob.State(); s.X != start.X || s.Linear != 0 {
 		t.Fatalf("the robot moved for a driver without the lease: x %.3f → %.3f", start.X, s.X)
 	}
