@@ -848,17 +848,6 @@ func (ls *logSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (ls *logSink) contains(sub string) bool {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	for _, l := range ls.lines {
-		if strings.Contains(l, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // count counts lines with verb.
 func count(lines []string, verb string) int {
 	n := 0

@@ -228,8 +228,7 @@ func TestAgentShutdown(t *testing.T) {
 // A token file is re-read before each reconnect: a rotated token is used.
 func TestAgentRereadsTheTokenFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "token")
-	var s *stack
-	s = newStack(t, stackOptions{noStart: true, config: baseMappings, session: "  token_file: " + file + "\n"})
+	s := newStack(t, stackOptions{noStart: true, config: baseMappings, session: "  token_file: " + file + "\n"})
 	write := func(data string) {
 		if err := os.WriteFile(file, []byte(s.relay.token(token.Publisher, data)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
