@@ -463,7 +463,7 @@ func (d *agentDevice) runCtl(ctx context.Context, dev *devices.Device, op ctlOp)
 			d.mu.Lock()
 			d.needStop = false
 			d.mu.Unlock()
-		} else if op.why != "" {
+		} else if op.why != "" && ctx.Err() == nil {
 			d.log.Warn("stop failed", "why", op.why, "status", o.status, "reason", o.reason)
 		}
 		op.fan.done(d.name, o)

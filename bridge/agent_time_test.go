@@ -259,3 +259,29 @@ func (r *rawWS) signal(t *testing.T, typ, data string, queuedMs int64) ack {
 		}
 	}
 }
+
+// An operator that vanishes (its network goes, no goodbye) while driving
+// with the lease: the deadman stops the robot once; when the relay's grace
+// for its connection ends, the lease is released.
+func TestAgentOperatorVanishes(t *testing.T) {
+	cfg := strings.Replace(leaseConfig, "lease_idle: 1s", "lease_idle: 10s", 1)
+	s := newStack(t, stackOptions{fake: true, tap: true, config: cfg, grace: 2 * time.Second})
+	proxy := newCutProxy(t, s.relay.url)
+	alice := s.operatorWith("role=operator,name=alice", func(o *signaling.Options) { o.NetDialContext = proxy.dial })
+	bob := s.operator("role=operator,name=bob")
+	alice.expectAck(alice.signal("control", `"action":"acquire"`), "ok", "")
+	alice.expectAck(alice.drive(0.4, 0), "ok", "")
+	bob.waitStatus("alice holding the lease", func(st bridge.Status) bool { return st.Lease.Holder == alice.id })
+	n := len(s.tap.lines())
+
+	proxy.setRefuse(true)
+	proxy.cut()
+	s.fake.Advance(500 * time.Millisecond)
+	s.tap.waitLine(n, "the deadman's STOP", isVerb("STOP"))
+	s.advance(2100 * time.Millisecond) // the relay's grace for alice's connection ends
+	bob.waitStatus("the lease free", func(st bridge.Status) bool { return st.Lease.Holder == "" })
+	bob.expectAck(bob.signal("control", `"action":"acquire"`), "ok", "")
+	if got := count(s.tap.lines()[n:], "STOP"); got != 1 {
+		t.Errorf("%d STOP lines; want the deadman's one", got)
+	}
+}
