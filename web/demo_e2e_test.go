@@ -250,6 +250,9 @@ func TestDemoConsoleRejections(t *testing.T) {
 	if !strings.Contains(shown, "rejected by sim-1") || !strings.Contains(shown, "(lease)") {
 		t.Errorf("rejection %q, want who rejected it and the code", shown)
 	}
+	if !strings.Contains(shown, "lease held by bob") || strings.Contains(shown, bob.id()) {
+		t.Errorf("rejection %q, want the holder by name, not by connection ID %s", shown, bob.id())
+	}
 	p.until("rejections counted", `/^0 \/ [1-9]\d*$/.test(document.getElementById('ack-counts').textContent)`)
 	p.screenshot("demo-desktop-lease-rejected-1280x800")
 	p.keyUp(keyW)

@@ -210,6 +210,17 @@ function target() {
   return rs.some((r) => r.id === chosen) ? chosen : '';
 }
 
+// named replaces the connection IDs an agent puts in its reasons ("lease
+// held by 094b5af1-…") with the names people know them by.
+function named(text) {
+  if (!session) return text;
+  let out = String(text);
+  for (const id of session.connections.keys()) {
+    if (id && out.includes(id)) out = out.split(id).join(nameOf(id));
+  }
+  return out;
+}
+
 function nameOf(id) {
   if (!id) return 'nobody';
   if (session && session.me && id === session.me.connectionId) return 'you';
@@ -553,7 +564,7 @@ function onAck(sig) {
     chart.push(latency, !good);
   }
   if (!good) {
-    const why = `${a.status} by ${nameOf(sig.from)}: ${a.reason || a.code || a.status}${a.code && a.reason ? ` (${a.code})` : ''}`;
+    const why = `${a.status} by ${nameOf(sig.from)}: ${named(a.reason || a.code || a.status)}${a.code && a.reason ? ` (${a.code})` : ''}`;
     el.rejected.hidden = false;
     el.rejected.textContent = `${type} #${a.id} ${why}`;
     // A held drive is rejected 20 times a second; the log says it once.
