@@ -235,7 +235,8 @@ type Driver struct {
 	linkReason string
 	self       string
 	conns      []signaling.Connection
-	agents     map[string]bool // connections that sent telemetry or status
+	agents     map[string]bool   // connections that sent telemetry or status
+	statuses   map[string]string // the last status data from each connection, applied when it becomes the robot
 	robot      Robot
 	problem    string
 	robots     []Robot
@@ -278,13 +279,14 @@ func NewDriver(o *Options) *Driver {
 		panic("operator: NewDriver without Options.Send")
 	}
 	d := &Driver{
-		o:       opts,
-		clk:     opts.Clock,
-		changed: make(chan struct{}, 1),
-		agents:  map[string]bool{},
-		sent:    map[string]sentRecord{},
-		step:    opts.Step,
-		link:    LinkConnecting,
+		o:        opts,
+		clk:      opts.Clock,
+		changed:  make(chan struct{}, 1),
+		agents:   map[string]bool{},
+		statuses: map[string]string{},
+		sent:     map[string]sentRecord{},
+		step:     opts.Step,
+		link:     LinkConnecting,
 	}
 	d.robot, d.problem = Robot{}, "not connected yet"
 	return d
@@ -574,6 +576,11 @@ func (d *Driver) SetConnections(conns []signaling.Connection) {
 			delete(d.agents, id)
 		}
 	}
+	for id := range d.statuses {
+		if !present[id] {
+			delete(d.statuses, id)
+		}
+	}
 	d.chooseLocked()
 }
 
@@ -590,7 +597,15 @@ func (d *Driver) chooseLocked() {
 			d.hasTlm, d.hasLease, d.leaseHolder, d.estopStatus, d.estopBy = false, false, "", false, ""
 		}
 	}
+	changed := r.ID != d.robot.ID
 	d.robot, d.problem = r, problem
+	if changed && r.ID != "" {
+		// An agent sends its status when someone joins, which may be before
+		// we knew it was the robot: what it said then still holds.
+		if data, ok := d.statuses[r.ID]; ok {
+			d.applyStatusLocked(data)
+		}
+	}
 }
 
 // Received handles a signal received from the session: ack, telemetry and
@@ -656,8 +671,11 @@ func (d *Driver) report(sig signaling.Signal) {
 		d.agents[sig.From] = true // whoever sends telemetry or status is an agent
 		d.chooseLocked()
 	}
+	if sig.Type == TypeStatus && sig.From != "" {
+		d.statuses[sig.From] = sig.Data
+	}
 	if sig.From != d.robot.ID || d.robot.ID == "" {
-		return // another robot's
+		return // another robot's, or sent before we chose one
 	}
 	if sig.Type == TypeTelemetry {
 		if t, ok := ReadTelemetry(sig.Data); ok {
@@ -665,7 +683,12 @@ func (d *Driver) report(sig signaling.Signal) {
 		}
 		return
 	}
-	st, ok := ReadStatus(sig.Data)
+	d.applyStatusLocked(sig.Data)
+}
+
+// applyStatusLocked takes in the robot's status.
+func (d *Driver) applyStatusLocked(data string) {
+	st, ok := ReadStatus(data)
 	if !ok {
 		return
 	}

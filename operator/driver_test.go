@@ -552,3 +552,26 @@ func TestCloseSendsTheStop(t *testing.T) {
 		t.Fatalf("%d timers left after Close", h.clk.Waiters())
 	}
 }
+
+// An agent sends its status to a newcomer as it joins, which can be before
+// the newcomer has chosen it as the robot; that status must still count.
+func TestStatusBeforeTheRobotIsChosen(t *testing.T) {
+	h := newHarness(t, nil)
+	h.d.SetConnections(sessionConns[:2]) // the robot has not joined yet
+	const rover2 = "c-rover-2"
+	h.d.Received(signaling.Signal{Type: "status", From: rover2, Data: `{"lease":{"mode":"exclusive","holder":"` + alice + `"}}`})
+	if v := h.d.View(); v.HasLease {
+		t.Fatalf("a status from no robot was applied: lease %q", v.LeaseHolder)
+	}
+	h.d.SetConnections(append(sessionConns[:2:2], signaling.Connection{ConnectionID: rover2, Data: "role=robot,name=rover-2"}))
+	if v := h.d.View(); !v.HasLease || v.LeaseHolder != "alice" {
+		t.Fatalf("after choosing the robot: lease known %v, holder %q; want alice from its earlier status", v.HasLease, v.LeaseHolder)
+	}
+
+	// A connection that left takes its status with it.
+	h.d.SetConnections(sessionConns[:2])
+	h.d.SetConnections(append(sessionConns[:2:2], signaling.Connection{ConnectionID: rover2, Data: "role=robot,name=rover-2"}))
+	if v := h.d.View(); v.HasLease {
+		t.Fatalf("a departed robot's status was applied again on its return: %q", v.LeaseHolder)
+	}
+}
