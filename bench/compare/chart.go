@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -37,11 +38,12 @@ func (r *Result) WriteChart(path string) error {
 		p := plot.New()
 		p.Title.Text = fmt.Sprintf("1→1 latency at %d/s, payload %s", r.Rate, sizeName(b.Bytes))
 		p.X.Label.Text = "percentile"
-		p.Y.Label.Text = "send → receive"
+		p.Y.Label.Text = "latency, send → receive"
 		p.Y.Scale = plot.LogScale{}
 		p.Add(plotter.NewGrid())
-		p.Legend.Top = false
+		p.Legend.Top = true // the lines rise to the right: the top left is free
 		p.Legend.Left = true
+		p.Legend.XOffs, p.Legend.YOffs = vg.Points(6), -vg.Points(4)
 		maxX := 0.0
 		for _, s := range r.Servers {
 			if pi >= len(s.Payloads) || s.Payloads[pi].Latency == nil || len(s.Payloads[pi].Latency.sorted) == 0 {
@@ -70,7 +72,7 @@ func (r *Result) WriteChart(path string) error {
 		return errors.New("chart: no latency samples")
 	}
 	for _, p := range row { // one latency scale for all panels
-		p.Y.Min, p.Y.Max = lo/1.2, hi*1.2
+		p.Y.Min, p.Y.Max = lo/1.2, hi*4 // headroom for the legend
 		p.Y.Tick.Marker = latencyTicks{}
 	}
 
@@ -146,7 +148,10 @@ func (latencyTicks) Ticks(lo, hi float64) []plot.Tick {
 			}
 			t := plot.Tick{Value: v}
 			if m == 1 || m == 2 || m == 5 {
-				t.Label = dur(time.Duration(v * float64(time.Microsecond)))
+				t.Label = strconv.FormatFloat(v, 'g', -1, 64) + "µs"
+				if v >= 1000 {
+					t.Label = strconv.FormatFloat(v/1000, 'g', -1, 64) + "ms"
+				}
 			}
 			ticks = append(ticks, t)
 		}

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,13 +15,14 @@ import (
 // number (×0.50: half of teleop server's).
 func (r *Result) WriteText(w io.Writer) error {
 	m := r.Machine
-	fmt.Fprintf(w, "teleop server vs mosquitto vs nats-server over loopback, %v per run\n", r.Duration)
+	fmt.Fprintf(w, "relay comparison over loopback (teleop server, mosquitto, nats-server), %v per run\n", r.Duration)
 	fmt.Fprintf(w, "machine: %s, %d CPUs, GOMAXPROCS %d, %s %s/%s, load %s → %s\n",
 		orUnknown(m.CPU), m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.GOOS, m.GOARCH, orUnknown(m.LoadBefore), orUnknown(m.LoadAfter))
 	fmt.Fprintf(w, "latency: 1→1 at %d/s, send → receive; throughput: one sender, delivered messages/s; memory: server RSS growth per idle connection (%d)\n\n",
 		r.Rate, r.IdleConns)
 
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	var fanouts []int
 	if len(r.Servers) > 0 && len(r.Servers[0].Payloads) > 0 {
 		for _, t := range r.Servers[0].Payloads[0].Throughput {
@@ -55,11 +57,11 @@ func (r *Result) WriteText(w io.Writer) error {
 			}
 			for ti := range fanouts {
 				if ti < len(p.Throughput) {
-					ratio := 0.0
-					if ti < len(rt.DeliveredPerS) {
+					ratio, ok := 0.0, peer && ti < len(rt.DeliveredPerS)
+					if ok {
 						ratio = rt.DeliveredPerS[ti]
 					}
-					row = append(row, withRatio(thousands(p.Throughput[ti].DeliveredPerS), ratio, peer))
+					row = append(row, withRatio(thousands(p.Throughput[ti].DeliveredPerS), ratio, ok))
 				} else {
 					row = append(row, "-")
 				}
@@ -78,6 +80,9 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n") {
+		fmt.Fprintln(w, strings.TrimRight(line, " ")) // the padding of the blank line between blocks
 	}
 	fmt.Fprintf(w, "\n×: the peer's number ÷ teleop server's (latency, memory: below 1 the peer does better; throughput: above 1)\n")
 	fmt.Fprintf(w, "idle connections carry no payload: one memory run per server, shown in every block\n")
@@ -98,8 +103,8 @@ func firstPayloads(r *Result) []PayloadRuns {
 	return r.Servers[0].Payloads
 }
 
-func withRatio(v string, ratio float64, peer bool) string {
-	if !peer || ratio == 0 {
+func withRatio(v string, ratio float64, show bool) string {
+	if !show {
 		return v
 	}
 	return fmt.Sprintf("%s ×%.2f", v, ratio)
