@@ -55,6 +55,7 @@ type agentDevice struct {
 	curCancel context.CancelFunc // cancels the setpoint the worker is submitting
 	curWhy    outcome            // why it was cancelled
 	needStop  bool               // the link was down: STOP before any setpoint
+	stopTried bool               // that STOP was tried since the device got ready
 	deadman   clock.Timer        // armed by each accepted setpoint
 	dmGen     uint64             // invalidates a deadman that fired as it was re-armed
 	dmArmed   bool               // a setpoint's deadman is running
@@ -377,12 +378,25 @@ func (d *agentDevice) step(ctx context.Context) bool {
 		d.runCtl(ctx, dev, op)
 		return true
 	}
-	if d.needStop && dev != nil && dev.State().Up() {
+	j := d.slot
+	// The link came (back) up: STOP before any setpoint. Tried once when the
+	// device gets ready, and again for each setpoint that finds it undone
+	// (a device that refuses it is not hammered with STOPs).
+	if d.needStop && dev != nil && (j != nil || !d.stopTried) && dev.State().Up() {
+		d.stopTried = true
 		d.mu.Unlock()
 		d.runCtl(ctx, dev, ctlOp{kind: KindStop, why: "device ready"})
-		return true
+		d.mu.Lock()
+		if d.needStop { // not confirmed: the waiting setpoint is refused
+			j, d.slot = d.slot, nil
+			d.mu.Unlock()
+			if j != nil {
+				d.a.finish(j, rejected(CodeNotReady, "device "+d.name+" did not confirm the stop it gets after its link came up"))
+			}
+			return true
+		}
+		j = d.slot
 	}
-	j := d.slot
 	if j == nil {
 		d.mu.Unlock()
 		return false
@@ -412,6 +426,9 @@ func (d *agentDevice) step(ctx context.Context) bool {
 	res, err := dev.Setpoint(sctx, j.dcmd)
 	why := d.endCur(cancel)
 	if err != nil && why.status != "" && errors.Is(err, context.Canceled) {
+		if res.Tries > 0 { // on the wire already: say so, and why its reply is not awaited
+			why = outcome{status: AckSent, code: why.code, reason: "written to " + d.name + ", then: " + why.reason + "; its reply is not awaited"}
+		}
 		d.a.finish(j, why)
 		return true
 	}

@@ -28,6 +28,14 @@ func (a *Agent) onSignal(sig signaling.Signal) {
 	if sig.From != "" && sig.From == self {
 		return // our own broadcasts
 	}
+	info, mapped := a.mapper.Info(sig.Type)
+	if mapped && info.Kind == KindEstop {
+		// Before anything else: an e-stop maps from anyone, whatever its data.
+		cmd, _ := a.mapper.Map(Incoming{Type: sig.Type, Data: sig.Data, From: sig.From})
+		a.estop(&job{typ: sig.Type, label: sig.Type, from: sig.From, id: cmd.ID, kind: KindEstop,
+			received: sig.Received, relayAge: sig.Age, ackOK: cmd.Ack}, cmd.Device)
+		return
+	}
 
 	connData, _ := a.connData(sig.From)
 	age := sig.Age
@@ -52,12 +60,7 @@ func (a *Agent) onSignal(sig signaling.Signal) {
 		typ: cmd.Type, label: cmd.Type, from: sig.From, id: cmd.ID, kind: cmd.Kind, received: sig.Received,
 		relayAge: sig.Age, maxAge: cmd.MaxAge, ackOK: cmd.Ack,
 	}
-
-	switch cmd.Kind {
-	case KindEstop:
-		a.estop(j, cmd.Device)
-		return
-	case KindStop:
+	if cmd.Kind == KindStop {
 		a.stopSignal(j, cmd.Device)
 		return
 	}
@@ -68,7 +71,7 @@ func (a *Agent) onSignal(sig signaling.Signal) {
 		a.finish(j, rejected(CodeShutdown, "agent stopping"))
 		return
 	}
-	if info, _ := a.mapper.Info(cmd.Type); info.RateLimit.N > 0 {
+	if info.RateLimit.N > 0 {
 		k := bucketKey{sig.From, cmd.Type}
 		b := a.buckets[k]
 		if b == nil {

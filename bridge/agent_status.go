@@ -258,6 +258,9 @@ func (d *agentDevice) onState(s devices.State) {
 			}
 		}
 	}
+	if s.Up() != prev.Up() {
+		d.stopTried = false
+	}
 	if !s.Up() {
 		d.needStop = true // whatever it was doing, it gets a stop before any setpoint
 		if s == devices.StateDisconnected && d.lastErr == "" {
