@@ -157,6 +157,25 @@ func (r *testRelay) rest(typ, data string) {
 	}
 }
 
+// forceDisconnect removes a connection through the REST API.
+func (r *testRelay) forceDisconnect(id string) {
+	r.t.Helper()
+	jwt, err := token.NewProjectJWT(testKey, testSecret, r.clk.Now(), time.Minute)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req, _ := http.NewRequest("DELETE", r.url()+"/v2/project/"+testKey+"/session/"+testSess+"/connection/"+id, nil)
+	req.Header.Set("X-OPENTOK-AUTH", jwt)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		r.t.Fatalf("force disconnect: %s", resp.Status)
+	}
+}
+
 // ---- the pty tap ----
 
 // ptyTap sits between the agent and the simulated robot: the agent opens

@@ -284,3 +284,27 @@ func TestAgentMintsAFreshTokenForEachConnect(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A session that ends for good (here: the backend removes the agent's
+// connection) stops every device, and Run returns an error saying why.
+func TestAgentSessionEndsForGood(t *testing.T) {
+	s := newStack(t, stackOptions{tap: true, config: baseMappings})
+	alice := s.operator("role=operator,name=alice")
+	alice.expectAck(alice.drive(0.3, 0), "ok", "")
+	n := len(s.tap.lines())
+	s.relay.forceDisconnect(s.agent.Connection())
+	select {
+	case err := <-s.done:
+		if err == nil || !strings.Contains(err.Error(), "session ended") {
+			t.Errorf("Run: %v", err)
+		}
+		s.cancel()
+		s.cancel = nil
+	case <-time.After(waitLong):
+		t.Fatal("Run did not return after the forced disconnect")
+	}
+	s.tap.waitLine(n, "STOP", isVerb("STOP"))
+	if st := s.robot.State(); st.Linear != 0 {
+		t.Errorf("robot at %v m/s", st.Linear)
+	}
+}
