@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,8 +45,8 @@ func TestFootprint(t *testing.T) {
 	for _, tg := range []target{native, arm64, armv7} {
 		t.Run(tg.name, func(t *testing.T) {
 			r := measureAgent(t, tg, idleFor, driveFor)
-			rows = append(rows, fmt.Sprintf("rss  %-6s idle %5.1f MiB · driving at 50 Hz: peak %5.1f MiB, end %5.1f MiB · %d drives, %d acks ok, %d other",
-				tg.name, mib(r.idle), mib(r.peak), mib(r.end), r.sent, r.ok, r.other),
+			rows = append(rows, fmt.Sprintf("rss  %-6s idle %5.1f MiB · driving at 50 Hz: peak %5.1f MiB, end %5.1f MiB · %d drives, %d acks ok, %d other %s",
+				tg.name, mib(r.idle), mib(r.peak), mib(r.end), r.sent, r.ok, r.other, r.others),
 				fmt.Sprintf("go   %-6s idle: sys %5.1f MiB, heap in use %4.1f MiB · after driving: sys %5.1f MiB, heap in use %4.1f MiB",
 					tg.name, r.goSysIdle/(1<<20), r.heapIdle/(1<<20), r.goSysEnd/(1<<20), r.heapEnd/(1<<20)))
 		})
@@ -56,6 +57,7 @@ func TestFootprint(t *testing.T) {
 type footprint struct {
 	idle, peak, end int // KiB
 	sent, ok, other int64
+	others          string // the other acks by status/code
 	// The Go runtime's own view, from the agent's /metrics (the guest's,
 	// under qemu): memory obtained from the OS, and heap in use, in bytes.
 	goSysIdle, goSysEnd, heapIdle, heapEnd float64
@@ -81,13 +83,18 @@ func measureAgent(t *testing.T, tg target, idleFor, driveFor time.Duration) foot
 
 	op := signaling.NewSession(nil)
 	var ok, other atomic.Int64
+	var mu sync.Mutex
+	others := map[string]int{} // status/code of the acks that are not ok
 	op.OnSignalType("ack", func(s signaling.Signal) {
-		var a struct{ Status string }
+		var a struct{ Status, Code string }
 		if json.Unmarshal([]byte(s.Data), &a) == nil && a.Status == "ok" {
 			ok.Add(1)
-		} else {
-			other.Add(1)
+			return
 		}
+		other.Add(1)
+		mu.Lock()
+		others[a.Status+"/"+a.Code]++
+		mu.Unlock()
 	})
 	ctx := t.Context()
 	if err := op.Connect(ctx, url, mint(t, native, session, "role=operator,name=fp")); err != nil {
@@ -110,6 +117,9 @@ func measureAgent(t *testing.T, tg target, idleFor, driveFor time.Duration) foot
 	r.goSysIdle, r.heapIdle = goMemory(t, metrics)
 	ok.Store(0)
 	other.Store(0)
+	mu.Lock()
+	clear(others)
+	mu.Unlock()
 
 	tick := time.NewTicker(20 * time.Millisecond) // 50 Hz
 	defer tick.Stop()
@@ -134,6 +144,9 @@ func measureAgent(t *testing.T, tg target, idleFor, driveFor time.Duration) foot
 	r.peak = max(r.peak, r.end)
 	time.Sleep(time.Second) // the last acks
 	r.ok, r.other = ok.Load(), other.Load()
+	mu.Lock()
+	r.others = fmt.Sprint(others)
+	mu.Unlock()
 	if err := agent.stop(waitLong); err != nil {
 		t.Errorf("agent: %v", err)
 	}
