@@ -380,6 +380,10 @@ func (a *Agent) joined(sess *signaling.Session) {
 	}
 	a.mu.Unlock()
 	a.log.Info("joined the session", "session", sess.SessionID(), "connection", self, "role", sess.Role())
+	if data := sess.Connection().Data; RoleOf(data, a.cfg.Access.RoleKey) != "robot" {
+		a.log.Warn("the agent's connection data does not say "+a.cfg.Access.RoleKey+"=robot; consoles tell robots from operators by it",
+			"data", data)
+	}
 	a.status.force("")
 }
 
