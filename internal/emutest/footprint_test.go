@@ -45,8 +45,9 @@ func TestFootprint(t *testing.T) {
 	for _, tg := range []target{native, arm64, armv7} {
 		t.Run(tg.name, func(t *testing.T) {
 			r := measureAgent(t, tg, idleFor, driveFor)
-			rows = append(rows, fmt.Sprintf("rss  %-6s idle %5.1f MiB · driving at 50 Hz: peak %5.1f MiB, end %5.1f MiB · %d drives, %d acks ok, %d other %s",
-				tg.name, mib(r.idle), mib(r.peak), mib(r.end), r.sent, r.ok, r.other, r.others),
+			rows = append(rows, fmt.Sprintf("rss  %-6s idle %5.1f MiB (anon %4.1f + file %4.1f) · driving at 50 Hz: peak %5.1f MiB, end %5.1f MiB (anon %4.1f + file %4.1f) · %d drives, %d acks ok, %d other %s",
+				tg.name, mib(r.idle.rss), mib(r.idle.anon), mib(r.idle.file), mib(r.peak), mib(r.end.rss), mib(r.end.anon), mib(r.end.file),
+				r.sent, r.ok, r.other, r.others),
 				fmt.Sprintf("go   %-6s idle: sys %5.1f MiB, heap in use %4.1f MiB · after driving: sys %5.1f MiB, heap in use %4.1f MiB",
 					tg.name, r.goSysIdle/(1<<20), r.heapIdle/(1<<20), r.goSysEnd/(1<<20), r.heapEnd/(1<<20)))
 		})
@@ -55,7 +56,8 @@ func TestFootprint(t *testing.T) {
 }
 
 type footprint struct {
-	idle, peak, end int // KiB
+	idle, end       memKB
+	peak            int // VmRSS, KiB
 	sent, ok, other int64
 	others          string // the other acks by status/code
 	// The Go runtime's own view, from the agent's /metrics (the guest's,
@@ -134,14 +136,14 @@ func measureAgent(t *testing.T, tg target, idleFor, driveFor time.Duration) foot
 			op.Signal(ctx, signaling.Signal{Type: "drive", Data: fmt.Sprintf(`{"id":%d,"linear":0.2,"angular":0.1}`, id)})
 			r.sent++
 		case <-sample.C:
-			r.peak = max(r.peak, rss(t, agent))
+			r.peak = max(r.peak, rss(t, agent).rss)
 		case <-end:
 			done = true
 		}
 	}
 	r.end = rss(t, agent)
 	r.goSysEnd, r.heapEnd = goMemory(t, metrics)
-	r.peak = max(r.peak, r.end)
+	r.peak = max(r.peak, r.end.rss)
 	time.Sleep(time.Second) // the last acks
 	r.ok, r.other = ok.Load(), other.Load()
 	mu.Lock()
@@ -180,12 +182,12 @@ func goMemory(t *testing.T, url string) (sys, heap float64) {
 	return sys, heap
 }
 
-func rss(t *testing.T, p *proc) int {
-	kb, err := p.rssKB()
+func rss(t *testing.T, p *proc) memKB {
+	m, err := p.mem()
 	if err != nil {
 		t.Fatalf("VmRSS of %s: %v", p.name, err)
 	}
-	return kb
+	return m
 }
 
 func envDuration(name string, def time.Duration) time.Duration {

@@ -119,17 +119,34 @@ func (e *exitTimeout) Error() string {
 	return e.name + " did not exit within " + e.d.String() + " of SIGTERM"
 }
 
-// rssKB reads VmRSS of the process (for qemu-user: the emulator and its
-// guest, one process) in KiB.
-func (p *proc) rssKB() (int, error) {
+// memKB is a process's resident memory from /proc/PID/status, in KiB.
+type memKB struct{ rss, anon, file int }
+
+// mem reads VmRSS, RssAnon and RssFile of the process (for qemu-user: the
+// emulator and its guest, one process).
+func (p *proc) mem() (memKB, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
 	if err != nil {
-		return 0, err
+		return memKB{}, err
 	}
+	var m memKB
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+		switch k {
+		case "VmRSS":
+			m.rss = n
+		case "RssAnon":
+			m.anon = n
+		case "RssFile":
+			m.file = n
 		}
 	}
-	return 0, os.ErrNotExist
+	if m.rss == 0 {
+		return m, os.ErrNotExist
+	}
+	return m, nil
 }
