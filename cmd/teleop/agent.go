@@ -26,6 +26,7 @@ type agentConfig struct {
 	logFormat string
 	logLevel  string
 	procs     int
+	check     bool
 
 	started func(*bridge.Agent, net.Addr) // tests: called once the agent is built (metrics address or nil)
 }
@@ -51,11 +52,15 @@ answer the signals still pending and leave the session; the exit code is then 0.
   teleop agent --config /etc/teleop/robot.yaml --metrics 127.0.0.1:9420 --log-format json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if c.check {
+				return agentCheck(cmd.Context(), c.config, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return runAgent(cmd.Context(), cmd.ErrOrStderr(), &c)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.config, "config", "", "the agent's configuration file (required)")
+	f.BoolVar(&c.check, "check", false, "check the configuration against the hardware and exit: open and handshake every device, print what each reports (no session)")
 	f.StringVar(&c.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9420 (default: off)")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -116,5 +121,6 @@ func runAgent(ctx context.Context, stderr io.Writer, c *agentConfig) error {
 	if c.started != nil {
 		c.started(agent, addr)
 	}
+	defer superviseAgent(ctx, agent, logger)() // systemd: READY, WATCHDOG, STATUS, STOPPING; nothing outside it
 	return agent.Run(ctx)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/teleop/teleop/bridge"
 	"github.com/teleop/teleop/devices/sim"
 )
 
@@ -51,11 +49,7 @@ func TestAgentSystemdNotify(t *testing.T) {
 	var errOut lockedBuffer
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var wait func()
-	c := &agentConfig{config: cfg, logFormat: "text", logLevel: "debug",
-		started: func(a *bridge.Agent, _ net.Addr) {
-			wait = superviseAgent(ctx, a, slog.New(slog.NewTextHandler(&errOut, nil)))
-		}}
+	c := &agentConfig{config: cfg, logFormat: "text", logLevel: "debug"} // runAgent supervises itself
 	done := make(chan error, 1)
 	go func() { done <- runAgent(ctx, &errOut, c) }()
 	defer func() {
@@ -96,6 +90,5 @@ func TestAgentSystemdNotify(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("agent: %v", err)
 	}
-	wait()
 	t.Logf("notifications:\n%s", strings.Join(msgs, "--\n"))
 }

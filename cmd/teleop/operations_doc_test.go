@@ -12,9 +12,7 @@ import (
 
 // pendingFlags are flags the operations guide documents that are wired by
 // another change; remove an entry once its flag exists.
-var pendingFlags = map[string]string{
-	"agent --check": "runAgentCheck (agent_check.go) waits for its flag in agent.go",
-}
+var pendingFlags = map[string]string{}
 
 // TestOperationsCommands: every teleop command in docs/operations.md (code
 // blocks and inline code) and in the systemd units' ExecStart parses with
