@@ -39,8 +39,8 @@ import (
 // of times, and unblocks both.
 type Port struct {
 	path         string
-	sp           serial.Port // reads, mode, input flush
-	wf           *os.File    // writes with deadlines; holds the flock
+	sp           serial.Port // mode, exclusive use, buffer flushes
+	wf           *os.File    // non-blocking, poller-backed: reads, writes with deadlines; holds the flock
 	writeTimeout time.Duration
 
 	wmu sync.Mutex // serialises writes: the writer goroutine and the e-stop fast path
@@ -59,7 +59,7 @@ type Port struct {
 type PortOptions struct {
 	Baud         int           // default 115200; always 8N1
 	WriteTimeout time.Duration // default 500ms
-	ReadTimeout  time.Duration // poll period of the read loop; default 50ms
+
 }
 
 // Errors of Port.
@@ -94,9 +94,6 @@ func OpenPort(path string, opts *PortOptions) (*Port, error) {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout
-	}
-	if o.ReadTimeout <= 0 {
-		o.ReadTimeout = 50 * time.Millisecond
 	}
 	node, err := filepath.EvalSymlinks(path)
 	if err != nil {
@@ -140,11 +137,6 @@ func OpenPort(path string, opts *PortOptions) (*Port, error) {
 			return nil, fmt.Errorf("open %s: %w: %v", node, ErrPortBusy, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", node, err)
-	}
-	if err := sp.SetReadTimeout(o.ReadTimeout); err != nil {
-		sp.Close()
-		wf.Close()
-		return nil, fmt.Errorf("open %s: set read timeout: %w", node, err)
 	}
 	return &Port{
 		path:         node,
@@ -230,13 +222,18 @@ func (p *Port) ReadLine() ([]byte, error) {
 				return line, nil
 			}
 		}
-		n, err := p.sp.Read(p.rbuf)
+		// Reads go through Go's runtime poller on the non-blocking
+		// descriptor (epoll): the goroutine parks until bytes arrive or
+		// Close, with no thread blocked in select(2) per read and no
+		// wake-ups while the device is quiet. Silence is detected on the
+		// clock elsewhere, not by read timeouts. A hang-up reads as EIO or
+		// EOF: the link is down either way.
+		n, err := p.wf.Read(p.rbuf)
 		p.rpos, p.rend = 0, max(n, 0)
 		if err != nil {
 			p.rend = 0
 			return nil, p.readErr(err)
 		}
-		// n == 0 without an error is the read timeout, not EOF: read again.
 	}
 }
 
