@@ -640,15 +640,16 @@ type op struct {
 	sess *signaling.Session
 	id   string
 
-	mu        sync.Mutex
-	nextID    int
-	acks      map[string]ack // by id text
-	allAcks   []ack
-	statuses  []bridge.Status
-	telemetry []map[string]any
-	tlmTo     []string
-	tlmAt     []time.Time // on the stack's clock
-	changed   chan struct{}
+	mu         sync.Mutex
+	nextID     int
+	acks       map[string]ack // by id text
+	allAcks    []ack
+	statuses   []bridge.Status
+	statusSeen int // waitStatus looks at statuses[statusSeen:]
+	telemetry  []map[string]any
+	tlmTo      []string
+	tlmAt      []time.Time // on the stack's clock
+	changed    chan struct{}
 }
 
 func (s *stack) operator(data string) *op {
@@ -770,13 +771,18 @@ func (o *op) expectAck(id, status, code string) ack {
 }
 
 // waitStatus waits for a status that satisfies ok and returns it.
+// waitStatus waits for a status with what, looking only at statuses newer
+// than the one the previous waitStatus matched: "the lease free" after
+// "alice holding the lease" must not be answered by a status from before
+// alice took it.
 func (o *op) waitStatus(what string, ok func(bridge.Status) bool) bridge.Status {
 	o.t.Helper()
 	var st bridge.Status
 	o.wait("a status with "+what, func() bool {
-		for i := len(o.statuses) - 1; i >= 0; i-- {
+		for i := o.statusSeen; i < len(o.statuses); i++ {
 			if ok(o.statuses[i]) {
 				st = o.statuses[i]
+				o.statusSeen = i + 1
 				return true
 			}
 		}
@@ -962,4 +968,28 @@ func (p *cutProxy) setRefuse(on bool) {
 	p.mu.Lock()
 	p.refuse = on
 	p.mu.Unlock()
+}
+
+// waitSockets waits until the relay has exactly n WebSockets open (its
+// teleop_relay_sockets gauge). A test that cuts a connection and then moves
+// the fake clock past the relay's grace must first know the relay noticed
+// the cut: its grace timer is armed only then.
+func (r *testRelay) waitSockets(n int) {
+	r.t.Helper()
+	want := fmt.Sprintf("teleop_relay_sockets %d\n", n)
+	deadline := time.Now().Add(waitLong)
+	for {
+		resp, err := http.Get(r.url() + "/metrics")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("the relay never had %d sockets open (last error %v)", n, err)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the relay's state, not ordering events
+	}
 }

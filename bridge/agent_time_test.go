@@ -276,6 +276,7 @@ func TestAgentOperatorVanishes(t *testing.T) {
 
 	proxy.setRefuse(true)
 	proxy.cut()
+	s.relay.waitSockets(2) // the agent's and bob's: alice's connection is in its grace period
 	s.fake.Advance(500 * time.Millisecond)
 	s.tap.waitLine(n, "the deadman's STOP", isVerb("STOP"))
 	s.advance(2100 * time.Millisecond) // the relay's grace for alice's connection ends
