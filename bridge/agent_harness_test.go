@@ -211,14 +211,14 @@ func newPtyTap(t *testing.T, robotPath string) *ptyTap {
 		t.Fatal(err)
 	}
 	master := os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := rawTTY(s); err != nil {
+	if err := sim.MakeRaw(s); err != nil {
 		t.Fatal(err)
 	}
 	robot, err := os.OpenFile(robotPath, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rawTTY(robot); err != nil {
+	if err := sim.MakeRaw(robot); err != nil {
 		t.Fatal(err)
 	}
 	tp := &ptyTap{t: t, master: master, slave: s, robot: robot, path: s.Name(), grew: make(chan struct{})}
@@ -381,34 +381,6 @@ func checkWire(t *testing.T, b []byte) {
 			line = append(line, c)
 		}
 	}
-}
-
-// rawTTY is cfmakeraw(3).
-func rawTTY(f *os.File) error {
-	sc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ioErr error
-	err = sc.Control(func(fd uintptr) {
-		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			ioErr = err
-			return
-		}
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
-		t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-		t.Cc[unix.VMIN] = 1
-		t.Cc[unix.VTIME] = 0
-		ioErr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
-	})
-	if err != nil {
-		return err
-	}
-	return ioErr
 }
 
 // ---- the whole stack ----

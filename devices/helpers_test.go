@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/teleop/teleop/devices/proto"
+	"github.com/teleop/teleop/devices/sim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -474,35 +475,10 @@ func openTestPTY(t *testing.T) (master, slave *os.File) {
 		t.Fatal(err)
 	}
 	m = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := rawTTY(s); err != nil {
+	if err := sim.MakeRaw(s); err != nil {
 		t.Fatal(err)
 	}
 	return m, s
-}
-
-func rawTTY(f *os.File) error {
-	sc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ioErr error
-	err = sc.Control(func(fd uintptr) {
-		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
-		if err != nil {
-			ioErr = err
-			return
-		}
-		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF
-		t.Oflag &^= unix.OPOST
-		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CRTSCTS
-		t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
-		ioErr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
-	})
-	if err != nil {
-		return err
-	}
-	return ioErr
 }
 
 // testConfig is a Config with timeouts short enough for tests.

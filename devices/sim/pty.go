@@ -35,7 +35,7 @@ func openPTY() (master, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("pty master nonblocking: %w", err)
 	}
 	master = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := makeRaw(s); err != nil {
+	if err := MakeRaw(s); err != nil {
 		master.Close()
 		s.Close()
 		return nil, nil, fmt.Errorf("raw mode on %s: %w", s.Name(), err)
@@ -43,8 +43,10 @@ func openPTY() (master, slave *os.File, err error) {
 	return master, s, nil
 }
 
-// makeRaw is cfmakeraw(3) on the slave.
-func makeRaw(f *os.File) error {
+// MakeRaw puts the tty f in raw mode, as cfmakeraw(3) does: 8 bits, no
+// echo, no line discipline, no output processing, so every byte (0x18, '\r',
+// '!') passes unchanged. Tests that build pty pairs of their own use it too.
+func MakeRaw(f *os.File) error {
 	sc, err := f.SyscallConn()
 	if err != nil {
 		return err
