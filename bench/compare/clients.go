@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
+	"github.com/teleop/teleop/signaling/relay/relaybench"
 	"github.com/teleop/teleop/signaling/token"
 )
 
@@ -289,29 +289,7 @@ func (d *relayDriver) dialIdle(ctx context.Context, group string) (net.Conn, err
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			return fmt.Errorf("upgrade: %s", resp.Status)
 		}
-		// The welcome: one unmasked text frame.
-		var h [4]byte
-		if _, err := io.ReadFull(br, h[:2]); err != nil {
-			return err
-		}
-		n := int(h[1] & 0x7f)
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(br, h[2:4]); err != nil {
-				return err
-			}
-			n = int(h[2])<<8 | int(h[3])
-		case 127:
-			return errors.New("welcome frame too large")
-		}
-		p := make([]byte, n)
-		if _, err := io.ReadFull(br, p); err != nil {
-			return err
-		}
-		if !bytes.HasPrefix(p, []byte(`{"op":"welcome"`)) {
-			return fmt.Errorf("first frame is %.80s", p)
-		}
-		return nil
+		return relaybench.ReadWelcome(br)
 	})
 	return c, err
 }

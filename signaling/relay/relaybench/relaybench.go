@@ -587,7 +587,7 @@ func dialIdle(ctx context.Context, b *bench, addr string, n int) ([]net.Conn, er
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			return conns, fmt.Errorf("handshake %d: %s", i, resp.Status)
 		}
-		if err := readWelcome(br); err != nil {
+		if err := ReadWelcome(br); err != nil {
 			return conns, fmt.Errorf("welcome %d: %w", i, err)
 		}
 		_ = c.SetDeadline(time.Time{})
@@ -595,9 +595,10 @@ func dialIdle(ctx context.Context, b *bench, addr string, n int) ([]net.Conn, er
 	return conns, nil
 }
 
-// readWelcome reads one unmasked server text frame and checks it is a
-// welcome.
-func readWelcome(br *bufio.Reader) error {
+// ReadWelcome reads one unmasked server text frame from a bare TCP
+// connection that has just been upgraded and checks it is a welcome. The
+// comparison bench (bench/compare) uses it for its idle connections too.
+func ReadWelcome(br *bufio.Reader) error {
 	var h [2]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {
 		return err
