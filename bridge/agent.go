@@ -268,7 +268,6 @@ func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc,
 	// 3. The last acks, then leave.
 	a.out.close(ackFlushWait)
 	sess.Close()
-	a.out.wait()
 	a.mu.Lock()
 	a.connected = false
 	a.mu.Unlock()

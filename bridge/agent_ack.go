@@ -274,110 +274,78 @@ func appendJSONString(dst []byte, s string) []byte {
 }
 
 // outbox sends the agent's own signals without ever blocking the code
-// that produces them. Acks go through a small pool of senders (a send
-// waits for the relay's result, and acks should not queue behind each
-// other's round trips); telemetry through one sender. Both queues are
-// bounded: a signal that does not fit is dropped and counted.
+// that produces them: it posts them (Session.Post), so the relay answers
+// only a failure, and the session's writer sends them in order.
 //
-// Acks are sent with retry (a send made while the agent reconnects waits
-// for the new socket, up to ackWait): a late ack still tells the operator
-// what happened. Telemetry is NoRetry: a stale reading is no use.
+// Acks are posted with retry (one posted while the agent reconnects waits
+// for the new socket): a late ack still tells the operator what happened.
+// Telemetry is NoRetry: a stale reading is no use. A signal the session
+// cannot take (its queue is full, or the agent is stopping) is dropped and
+// counted, as is one the relay refuses later.
 type outbox struct {
-	a    *Agent
-	acks chan outMsg
-	tlm  chan outMsg
+	a *Agent
 
-	mu     sync.Mutex // guards closed, and sends on the channels
+	mu     sync.Mutex // guards sess and closed
+	sess   *signaling.Session
 	closed bool
-	wg     sync.WaitGroup
 }
 
-type outMsg struct {
-	to   string
-	data []byte
-}
+func newOutbox(a *Agent) *outbox { return &outbox{a: a} }
 
-const (
-	ackSenders = 4
-	ackQueue   = 1024
-	tlmQueue   = 16
-	ackWait    = 5 * time.Second // bounds one ack send, reconnect included
-	tlmWait    = time.Second
-)
-
-func newOutbox(a *Agent) *outbox {
-	return &outbox{a: a, acks: make(chan outMsg, ackQueue), tlm: make(chan outMsg, tlmQueue)}
-}
-
-// start runs the senders until close; sess must be set.
+// start posts through sess from now on.
 func (o *outbox) start(sess *signaling.Session) {
-	send := func(ch chan outMsg, typ string, noRetry bool, wait time.Duration) {
-		defer o.wg.Done()
-		for m := range ch {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
-			err := sess.Signal(ctx, signaling.Signal{Type: typ, Data: string(m.data), To: m.to, NoRetry: noRetry})
-			cancel()
-			if err != nil {
-				o.a.m.outputErrors.WithLabelValues(typ).Inc()
-				o.a.log.Debug("could not send "+typ, "to", m.to, "err", err)
-			}
-		}
-	}
-	o.wg.Add(ackSenders + 1)
-	for range ackSenders {
-		go send(o.acks, o.a.cfg.Outputs.AckType, false, ackWait)
-	}
-	go send(o.tlm, o.a.cfg.Outputs.TelemetryType, true, tlmWait)
+	sess.OnPostFailed(func(sig signaling.Signal, err error) {
+		o.a.m.outputErrors.WithLabelValues(sig.Type).Inc()
+		o.a.log.Debug("could not send "+sig.Type, "to", sig.To, "err", err)
+	})
+	o.mu.Lock()
+	o.sess = sess
+	o.mu.Unlock()
 }
 
 func (o *outbox) ack(to string, data []byte) {
-	if !o.put(o.acks, outMsg{to: to, data: data}) {
-		o.a.m.outputErrors.WithLabelValues(o.a.cfg.Outputs.AckType).Inc()
-		o.a.log.Warn("ack dropped (queue full, or shutting down)", "to", to)
+	typ := o.a.cfg.Outputs.AckType
+	if err := o.post(signaling.Signal{Type: typ, Data: string(data), To: to}); err != nil {
+		o.a.m.outputErrors.WithLabelValues(typ).Inc()
+		o.a.log.Warn("ack dropped", "to", to, "err", err)
 	}
 }
 
 func (o *outbox) telemetry(to string, data []byte) {
-	if !o.put(o.tlm, outMsg{to: to, data: data}) {
-		o.a.m.outputErrors.WithLabelValues(o.a.cfg.Outputs.TelemetryType).Inc()
+	typ := o.a.cfg.Outputs.TelemetryType
+	if err := o.post(signaling.Signal{Type: typ, Data: string(data), To: to, NoRetry: true}); err != nil {
+		o.a.m.outputErrors.WithLabelValues(typ).Inc()
 	}
 }
 
-func (o *outbox) put(ch chan outMsg, m outMsg) bool {
+var errOutboxClosed = errors.New("the agent is stopping")
+
+func (o *outbox) post(sig signaling.Signal) error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
-		return false
+	sess, closed := o.sess, o.closed
+	o.mu.Unlock()
+	switch {
+	case closed:
+		return errOutboxClosed
+	case sess == nil:
+		return &signaling.Error{Code: signaling.CodeNotConnected, Message: "not connected"}
 	}
-	select {
-	case ch <- m:
-		return true
-	default:
-		return false
-	}
+	return sess.Post(sig)
 }
 
-// close stops taking signals and waits up to wait for the queued ones to
-// be sent (the session must still be up); wait waits for the senders.
+// close stops taking signals and waits up to wait for the relay to have
+// processed those posted (the session must still be up).
 func (o *outbox) close(wait time.Duration) {
 	o.mu.Lock()
-	if !o.closed {
-		o.closed = true
-		close(o.acks)
-		close(o.tlm)
-	}
+	sess := o.sess
+	o.closed = true
 	o.mu.Unlock()
-	done := make(chan struct{})
-	go func() { o.wg.Wait(); close(done) }()
-	t := time.NewTimer(wait) // a shutdown bound: wall clock
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		o.a.log.Warn("acks still unsent at shutdown", "waited", wait)
+	if sess == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait) // a shutdown bound: wall clock
+	defer cancel()
+	if err := sess.Flush(ctx); err != nil {
+		o.a.log.Warn("acks may be unsent at shutdown", "waited", wait, "err", err)
 	}
 }
-
-// wait returns when every sender has ended (after close, and once the
-// session is closed, whose sends then fail at once).
-func (o *outbox) wait() { o.wg.Wait() }

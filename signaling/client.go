@@ -261,6 +261,10 @@ type Session struct {
 	cur       *sconn  // the live socket; nil unless stateConnected
 	sends     []*send // outstanding sends, in call order
 	byID      map[string]*send
+	// Posts written on the current socket and not yet confirmed by a later
+	// answer, and whether the writer's own barrier ping is out.
+	unconfirmed int
+	barrier     bool
 	err       error // why the session ended; nil after Close
 	sessionID string
 	role      string
@@ -285,17 +289,20 @@ type Session struct {
 	overflowed *sconn
 }
 
-// send is one Signal or ForceDisconnect call waiting for its result.
+// send is one Signal, Post, ForceDisconnect or Flush call waiting for its
+// result (a pong for Flush).
 type send struct {
 	id       string
-	op       string // OpSignal or OpForceDisconnect
+	op       string // OpSignal, OpForceDisconnect or OpPing (Flush, and the writer's own barriers)
 	sig      Signal // OpSignal
 	target   string // OpForceDisconnect: the connection to remove
+	quiet    bool   // Post: the relay answers only a failure
 	enqueued time.Time
 	// Guarded by Session.mu.
 	written     bool       // written on the current socket
 	everWritten bool       // written on some socket
-	result      chan error // cap 1
+	wseq        uint64     // position in the current socket's writes
+	result      chan error // cap 1; nil for a post
 }
 
 // NewSession returns a Session that is not connected yet. Register
@@ -505,6 +512,33 @@ func (s *Session) Signal(ctx context.Context, sig Signal) error {
 	return s.submit(ctx, &send{op: OpSignal, sig: sig})
 }
 
+// Post sends sig like Signal but does not wait for the relay: it returns
+// once sig is queued, with the errors Signal returns at once (invalid type
+// or data, not connected, ErrQueueFull). The relay answers a post only when
+// it refuses it, which saves a frame and a wake-up per signal for a sender
+// of many small signals (acks, telemetry). Posts and signals are written in
+// call order; NoRetry and the reconnect queue work as for Signal.
+//
+// A post that fails later (refused by the relay, or known not delivered or
+// possibly delivered after a lost socket, as Signal would report) is handed
+// to the OnPostFailed handlers with its error. Flush waits until every post
+// made before it has been answered or confirmed.
+func (s *Session) Post(sig Signal) error {
+	if err := CheckSignal(sig.Type, sig.Data); err != nil {
+		return err
+	}
+	sig.From, sig.Seq, sig.Age, sig.Received = "", 0, 0, time.Time{}
+	return s.queue(&send{op: OpSignal, sig: sig, quiet: true})
+}
+
+// Flush waits until the relay has processed everything sent or posted
+// before it: it returns nil once the relay has answered a ping written
+// after them (posts that failed have been handed to OnPostFailed by then),
+// an *Error with code 500 when the session ends first, or ctx.Err().
+func (s *Session) Flush(ctx context.Context) error {
+	return s.submit(ctx, &send{op: OpPing})
+}
+
 // ForceDisconnect removes the connection with the given ID from the session
 // (moderators only). It returns nil once the relay has done it, or an
 // *Error: 403 (this role may not), 404 (no such connection), 500 (not
@@ -515,9 +549,25 @@ func (s *Session) ForceDisconnect(ctx context.Context, connectionID string) erro
 
 // submit queues snd for the writer and waits for its result.
 func (s *Session) submit(ctx context.Context, snd *send) error {
+	snd.result = make(chan error, 1)
+	if err := s.queue(snd); err != nil {
+		return err
+	}
+	select {
+	case err := <-snd.result:
+		return err
+	case <-ctx.Done():
+		s.mu.Lock()
+		s.removeSendLocked(snd)
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// queue hands snd to the writer.
+func (s *Session) queue(snd *send) error {
 	snd.id = strconv.FormatUint(s.ids.Add(1), 10)
 	snd.enqueued = s.clk.Now()
-	snd.result = make(chan error, 1)
 	s.mu.Lock()
 	switch {
 	case s.state == stateIdle:
@@ -543,16 +593,7 @@ func (s *Session) submit(ctx context.Context, snd *send) error {
 	if hook != nil {
 		hook()
 	}
-
-	select {
-	case err := <-snd.result:
-		return err
-	case <-ctx.Done():
-		s.mu.Lock()
-		s.removeSendLocked(snd)
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+	return nil
 }
 
 // removeSendLocked forgets snd; its result, if one comes, is ignored.
@@ -564,12 +605,35 @@ func (s *Session) removeSendLocked(snd *send) {
 	if i := slices.Index(s.sends, snd); i >= 0 {
 		s.sends = slices.Delete(s.sends, i, i+1)
 	}
+	if snd.quiet && snd.written {
+		s.unconfirmed--
+	}
 }
 
-// completeLocked hands snd its result and forgets it.
+// completeLocked hands snd its result and forgets it. A post's failure goes
+// to the OnPostFailed handlers; its success needs no telling.
 func (s *Session) completeLocked(snd *send, err error) {
 	s.removeSendLocked(snd)
-	snd.result <- err
+	switch {
+	case snd.result != nil:
+		snd.result <- err
+	case snd.quiet && err != nil && !s.closing:
+		s.enqueueLocked(event{kind: evPostFailed, sig: snd.sig, err: err})
+	}
+}
+
+// confirmLocked completes the posts written on the current socket before
+// its write w: the relay answered a later frame, so it has processed them,
+// and any failure of theirs was answered before.
+func (s *Session) confirmLocked(w uint64) {
+	if s.unconfirmed == 0 {
+		return
+	}
+	for _, snd := range slices.Clone(s.sends) {
+		if snd.quiet && snd.written && snd.wseq < w {
+			s.completeLocked(snd, nil)
+		}
+	}
 }
 
 // Ping measures a round trip to the relay with the protocol's ping op.

@@ -47,6 +47,7 @@ type sconn struct {
 	// Guarded by Session.mu.
 	ctrl       []Frame               // ping ops to write
 	pings      map[string]chan error // outstanding Ping calls
+	writes     uint64                // sends written on this socket (send.wseq)
 	bye        bool                  // write a disconnect frame
 	byeSent    bool
 	discarding bool // the event buffer overflowed: drop every further event
@@ -403,6 +404,7 @@ func (s *Session) handleFrame(sk *sconn, f *Frame) {
 		}
 		s.mu.Lock()
 		if snd := s.byID[f.ID]; snd != nil {
+			s.confirmLocked(snd.wseq)
 			s.completeLocked(snd, err)
 		}
 		s.mu.Unlock()
@@ -411,6 +413,12 @@ func (s *Session) handleFrame(sk *sconn, f *Frame) {
 		if ch, ok := sk.pings[f.ID]; ok {
 			delete(sk.pings, f.ID)
 			ch <- nil
+		} else if snd := s.byID[f.ID]; snd != nil && snd.op == OpPing {
+			s.confirmLocked(snd.wseq)
+			s.completeLocked(snd, nil)
+			if snd.result == nil {
+				s.barrier = false
+			}
 		}
 		s.mu.Unlock()
 	case OpDisconnected:
@@ -501,15 +509,34 @@ func (s *Session) flush(sk *sconn) error {
 			continue
 		}
 		f := Frame{Op: snd.op, ID: snd.id}
-		if snd.op == OpForceDisconnect {
+		switch snd.op {
+		case OpForceDisconnect:
 			f.ConnectionID = snd.target
-		} else {
-			f.Type, f.Data, f.To = snd.sig.Type, snd.sig.Data, snd.sig.To
+		case OpSignal:
+			f.Type, f.Data, f.To, f.Quiet = snd.sig.Type, snd.sig.Data, snd.sig.To, snd.quiet
 			f.QueuedMs = max(0, s.clk.Now().Sub(snd.enqueued).Milliseconds())
 		}
-		snd.written, snd.everWritten = true, true
+		s.markWrittenLocked(sk, snd)
 		s.mu.Unlock()
 		if err := sk.write(&f); err != nil {
+			return err
+		}
+	}
+
+	s.mu.Lock()
+	var barrier *send
+	if s.unconfirmed >= postsPerBarrier && !s.barrier {
+		// Posts are confirmed by a later answer; without sends of its
+		// own to answer, a ping every postsPerBarrier posts does it.
+		barrier = &send{op: OpPing, id: strconv.FormatUint(s.ids.Add(1), 10), enqueued: s.clk.Now()}
+		s.sends = append(s.sends, barrier)
+		s.byID[barrier.id] = barrier
+		s.markWrittenLocked(sk, barrier)
+		s.barrier = true
+	}
+	s.mu.Unlock()
+	if barrier != nil {
+		if err := sk.write(&Frame{Op: OpPing, ID: barrier.id}); err != nil {
 			return err
 		}
 	}
@@ -524,6 +551,19 @@ func (s *Session) flush(sk *sconn) error {
 	return nil
 }
 
+// postsPerBarrier is how many unconfirmed posts make the writer add a ping
+// of its own (see Session.Post).
+const postsPerBarrier = DefaultQueueLimit / 4
+
+// markWrittenLocked records that snd is about to be written on sk.
+func (s *Session) markWrittenLocked(sk *sconn, snd *send) {
+	sk.writes++
+	snd.written, snd.everWritten, snd.wseq = true, true, sk.writes
+	if snd.quiet {
+		s.unconfirmed++
+	}
+}
+
 // lose records the loss of the socket: sends with NoRetry fail, the others
 // wait to be written again on the next socket.
 func (s *Session) lose(cause error) {
@@ -532,6 +572,8 @@ func (s *Session) lose(cause error) {
 	s.state, s.cur = stateReconnecting, nil
 	for _, snd := range slices.Clone(s.sends) {
 		switch {
+		case snd.op == OpPing && snd.result == nil:
+			s.removeSendLocked(snd) // the writer's barrier: the next socket gets its own
 		case !snd.sig.NoRetry:
 			snd.written = false
 		case snd.written:
@@ -541,6 +583,7 @@ func (s *Session) lose(cause error) {
 			s.completeLocked(snd, &Error{Code: CodeNotConnected, Message: "not connected: the socket dropped"})
 		}
 	}
+	s.unconfirmed, s.barrier = 0, false // every written send is now unwritten, failed or gone
 	s.enqueueLocked(event{kind: evReconnecting, err: cause})
 }
 

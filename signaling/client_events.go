@@ -12,6 +12,7 @@ type handlers struct {
 	reconnecting []func(error)
 	reconnected  []func(Reconnected)
 	disconnected []func(error)
+	postFailed   []func(Signal, error)
 }
 
 // OnSignal registers h for every received signal. Handlers registered for a
@@ -74,6 +75,16 @@ func (s *Session) OnDisconnected(h func(err error)) {
 	s.hs.disconnected = append(slices.Clip(s.hs.disconnected), h)
 }
 
+// OnPostFailed registers h for posts (Session.Post) that failed: the
+// relay refused them (an *Error with its code), or they were not, or maybe
+// not, delivered (code 500, as Signal would return). Closing the session
+// drops the failures not yet handed over.
+func (s *Session) OnPostFailed(h func(sig Signal, err error)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hs.postFailed = append(slices.Clip(s.hs.postFailed), h)
+}
+
 type eventKind int
 
 const (
@@ -83,6 +94,7 @@ const (
 	evReconnecting
 	evReconnected
 	evDisconnected
+	evPostFailed
 )
 
 type event struct {
@@ -95,7 +107,8 @@ type event struct {
 }
 
 // counts reports whether e counts against Options.EventBuffer. Lifecycle
-// events are few (at most a handful per outage) and always queued.
+// events are few (at most a handful per outage) and always queued, as are
+// failed posts (at most QueueLimit at a time).
 func (e *event) counts() bool { return e.kind <= evDestroyed }
 
 // enqueueLocked appends e to the event queue. It reports false, queuing
@@ -202,6 +215,13 @@ func (s *Session) applyLocked(e *event) func() {
 		return func() {
 			for _, f := range fs {
 				f(e.rec)
+			}
+		}
+	case evPostFailed:
+		fs := h.postFailed
+		return func() {
+			for _, f := range fs {
+				f(e.sig, e.err)
 			}
 		}
 	case evDisconnected:

@@ -112,6 +112,9 @@ type Frame struct {
 	// client → relay signal: how long the client held the signal before
 	// this send (reconnect queue), so receivers can judge its age.
 	QueuedMs int64 `json:"queuedMs,omitempty"`
+	// client → relay signal: answer with a result only when the code is
+	// not 200 (a ping after it confirms the rest; see Session.Post).
+	Quiet bool `json:"quiet,omitempty"`
 
 	// relay → client signal
 	From  *string `json:"from,omitempty"` // connection ID; absent or null when sent over REST

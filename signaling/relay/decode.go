@@ -10,7 +10,7 @@ import (
 
 // decodeFrame parses a client's frame. The frames clients send all the time
 // (a flat object of the string fields op, id, type, data, to, connectionId
-// and the integer queuedMs) take a hand-written path, which encoding/json
+// the integer queuedMs and the boolean quiet) take a hand-written path, which encoding/json
 // took 9–12 % of the relay's CPU for at 100 B–8 KB of data (docs/benchmarks.md);
 // anything else goes to signaling.DecodeFrame. The fast path accepts only
 // input for which it builds exactly the Frame that DecodeFrame would
@@ -31,12 +31,13 @@ const (
 	fTo
 	fConnectionID
 	fQueuedMs
+	fQuiet
 )
 
 // decodeFast decodes b if it is a JSON object whose keys are distinct,
 // spelled exactly as Frame's tags, unescaped, and among the fields above,
-// with string values (escapes allowed except surrogates) and an integer
-// queuedMs, and whose op is not empty. ok is false for anything else, valid
+// with string values (escapes allowed except surrogates), an integer
+// queuedMs and a literal true or false quiet, and whose op is not empty. ok is false for anything else, valid
 // or not: DecodeFrame then decides.
 func decodeFast(b []byte) (f *signaling.Frame, ok bool) {
 	if len(b) > signaling.MaxFrameBytes {
@@ -82,6 +83,8 @@ func decodeFast(b []byte) (f *signaling.Frame, ok bool) {
 			bit, dst = fConnectionID, &f.ConnectionID
 		case "queuedMs":
 			bit = fQueuedMs
+		case "quiet":
+			bit = fQuiet
 		default:
 			return nil, false // other fields, other spellings (encoding/json matches case-insensitively)
 		}
@@ -98,6 +101,10 @@ func decodeFast(b []byte) (f *signaling.Frame, ok bool) {
 				return nil, false
 			}
 			*dst = s
+		} else if bit == fQuiet {
+			if f.Quiet, i, ok = parseBool(b, i); !ok {
+				return nil, false
+			}
 		} else {
 			if f.QueuedMs, i, ok = parseInt(b, i); !ok {
 				return nil, false
@@ -234,6 +241,17 @@ func unescape(b []byte, start, i int, ascii bool) (string, int, bool) {
 		}
 		i += 2
 	}
+}
+
+// parseBool parses the literal true or false at b[i:].
+func parseBool(b []byte, i int) (v bool, next int, ok bool) {
+	switch {
+	case len(b)-i >= 4 && string(b[i:i+4]) == "true":
+		return true, i + 4, true
+	case len(b)-i >= 5 && string(b[i:i+5]) == "false":
+		return false, i + 5, true
+	}
+	return false, i, false
 }
 
 // parseInt parses a JSON integer at i that fits an int64: -?(0|[1-9][0-9]*)

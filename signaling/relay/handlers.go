@@ -10,7 +10,9 @@ import (
 
 // handleFrame handles one message from sk's client. Every frame gets exactly
 // one answer: a result (signal, forceDisconnect), a pong (ping), a
-// disconnected frame (disconnect) or an error frame.
+// disconnected frame (disconnect) or an error frame; except a quiet signal
+// that succeeds, which gets none. Answers go out in the order of the
+// frames they answer, so a pong confirms every quiet signal before its ping.
 func (s *Server) handleFrame(sk *sock, typ int, b []byte) {
 	if typ != websocket.TextMessage {
 		sk.send(errorFrame(signaling.CodeInvalid, "binary frames are not accepted: send each frame as JSON text"))
@@ -59,7 +61,9 @@ func (s *Server) admitSend(sk *sock, f *signaling.Frame) bool {
 	c.mu.Lock()
 	if r, ok := c.results.get(f.ID); ok {
 		c.mu.Unlock()
-		sk.send(resultFrame(f.ID, r.code, r.msg))
+		if !f.Quiet || r.code != signaling.CodeOK {
+			sk.send(resultFrame(f.ID, r.code, r.msg))
+		}
 		return false
 	}
 	allowed := c.bucket.take(s.clock.Now().UnixNano(), s.rate, s.burst)
@@ -73,11 +77,16 @@ func (s *Server) admitSend(sk *sock, f *signaling.Frame) bool {
 	return true
 }
 
-func (s *Server) answer(sk *sock, id string, code int, msg string) {
+// answer remembers the outcome of send id and sends its result, unless
+// the send was quiet and succeeded.
+func (s *Server) answer(sk *sock, id string, code int, msg string, quiet bool) {
 	c := sk.c
 	c.mu.Lock()
 	c.results.put(id, result{code, msg})
 	c.mu.Unlock()
+	if quiet && code == signaling.CodeOK {
+		return
+	}
 	sk.send(resultFrame(id, code, msg))
 }
 
@@ -105,7 +114,7 @@ func (s *Server) handleSignal(sk *sock, f *signaling.Frame) {
 			}
 		}
 	}
-	s.answer(sk, f.ID, code, msg)
+	s.answer(sk, f.ID, code, msg, f.Quiet)
 }
 
 func (s *Server) handleForceDisconnect(sk *sock, f *signaling.Frame) {
@@ -124,7 +133,7 @@ func (s *Server) handleForceDisconnect(sk *sock, f *signaling.Frame) {
 	case !s.forceDisconnect(c.sess.id, f.ConnectionID):
 		code, msg = signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", f.ConnectionID)
 	}
-	s.answer(sk, f.ID, code, msg)
+	s.answer(sk, f.ID, code, msg, false)
 }
 
 func truncate(s string, n int) string {
