@@ -256,20 +256,20 @@ type Session struct {
 
 	mu sync.Mutex
 	// Guarded by mu.
-	state     sessionState
-	closing   bool    // Close was called
-	cur       *sconn  // the live socket; nil unless stateConnected
-	sends     []*send // outstanding sends, in call order
-	byID      map[string]*send
+	state   sessionState
+	closing bool    // Close was called
+	cur     *sconn  // the live socket; nil unless stateConnected
+	sends   []*send // outstanding sends, in call order
+	byID    map[string]*send
 	// Posts written on the current socket and not yet confirmed by a later
 	// answer, and whether the writer's own barrier ping is out.
 	unconfirmed int
 	barrier     bool
-	err       error // why the session ended; nil after Close
-	sessionID string
-	role      string
-	limits    Limits
-	hs        handlers
+	err         error // why the session ended; nil after Close
+	sessionID   string
+	role        string
+	limits      Limits
+	hs          handlers
 
 	testQueued func() // guarded by mu; called after a send is queued (export_test.go)
 
