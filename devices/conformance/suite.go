@@ -58,6 +58,7 @@ var cases = []struct {
 	{"StaleSetpoints", staleCase},
 	{"Watchdog", watchdogCase},
 	{"WatchdogRefresh", watchdogRefreshCase},
+	{"WatchdogIdle", watchdogIdleCase},
 	{"TelemetryRate", telemetryRateCase},
 	{"BurstWithinRx", burstCase},
 	{"Reset", resetCase},
@@ -651,14 +652,41 @@ func watchdogCase(d *dut) {
 	if l := d.tlm(); l.Field("st") != "RDY" || num(t, l, "vl") != 0 {
 		t.Fatalf("HB in FS: %v", l)
 	}
-	// With a zero setpoint the watchdog enters FS silently.
-	d.ok("VEL", proto.Int(0), proto.Int(0))
-	quiet := d.c.Quiet(wdog + d.dur(300*time.Millisecond))
-	if e, none := noneOf(quiet, isEvt("WDOG")); !none {
-		t.Fatalf("EVT WDOG with a zero setpoint: %v", e)
+}
+
+// watchdogIdleCase: the watchdog trips only while motion is commanded. An
+// idle robot (never driven, stopped, or sent a zero VEL) stays RDY however
+// long the host is silent, and the next motion is watched again.
+func watchdogIdleCase(d *dut) {
+	t := d.t
+	const wdog = 200 * time.Millisecond
+	d.ok("SET", proto.KV("wdog_ms", proto.Int(int(wdog/time.Millisecond))))
+	idle := func(how string) {
+		t.Helper()
+		quiet := d.c.Quiet(wdog + d.dur(300*time.Millisecond))
+		if e, none := noneOf(quiet, isEvt("WDOG")); !none {
+			t.Fatalf("%s: EVT WDOG with a zero setpoint: %v", how, e)
+		}
+		if l := d.tlm(); l.Field("st") != "RDY" || num(t, l, "vl") != 0 || num(t, l, "vr") != 0 {
+			t.Fatalf("%s, then %v without a command: %v, want st=RDY at rest", how, wdog, l)
+		}
 	}
-	if l := d.tlm(); l.Field("st") != "FS" {
-		t.Fatalf("zero setpoint, watchdog expired: %v", l)
+	idle("never driven")
+	d.ok("VEL", proto.Float(0.2, 3), proto.Int(0))
+	d.ok("STOP")
+	idle("VEL then STOP")
+	d.ok("VEL", proto.Float(0.2, 3), proto.Float(0.5, 3))
+	d.ok("VEL", proto.Int(0), proto.Int(0))
+	idle("VEL then VEL 0 0")
+	d.ok("HB")
+	idle("HB at rest")
+	v := d.ok("VEL", proto.Float(0.1, 3), proto.Int(0))
+	e, _ := d.evt("WDOG", wdog+d.dur(time.Second))
+	if got := e.At.Sub(v.At); got < wdog/2 {
+		t.Fatalf("EVT WDOG %v after the VEL's OK, watchdog %v", got, wdog)
+	}
+	if l := d.tlm(); l.Field("st") != "FS" || num(t, l, "vl") != 0 {
+		t.Fatalf("motion after an idle spell, then silence: %v, want st=FS at rest", l)
 	}
 }
 

@@ -30,9 +30,8 @@ type device struct {
 	bat      float64   // V
 	physAt   time.Time // pose and battery integrated up to here
 
-	lseq      uint16 // newest applied setpoint; 0 = none
-	wdogArmed bool   // a VEL/HB since boot or CLEAR, not yet expired
-	wdogLast  time.Time
+	lseq     uint16    // newest applied setpoint; 0 = none
+	wdogLast time.Time // the newest VEL/HB
 
 	cfg     Settings
 	outputs map[string]int
@@ -58,6 +57,9 @@ func (d *device) state() Mode {
 }
 
 func (d *device) ms(now time.Time) uint32 { return uint32(now.Sub(d.boot).Milliseconds()) }
+
+// moving reports a non-zero setpoint: only then does the watchdog run (§8).
+func (d *device) moving() bool { return d.vl != 0 || d.vr != 0 }
 
 // integrate moves pose and battery to now at the current wheel speeds.
 func (d *device) integrate(now time.Time) {
@@ -118,7 +120,6 @@ func (d *device) enterES(now time.Time) bool {
 // refresh is what a valid VEL or HB does to the watchdog.
 func (d *device) refresh(now time.Time, seq uint16) {
 	d.lseq = seq
-	d.wdogArmed = true
 	d.wdogLast = now
 	d.fs = false
 	d.setpoints++
@@ -464,7 +465,7 @@ func (m *model) sync() {
 	}
 
 	var at time.Time
-	if d.powered && d.wdogArmed && d.state() == Ready {
+	if d.powered && d.moving() && d.state() == Ready {
 		at = d.wdogDeadline()
 	}
 	if !at.Equal(m.wdogAt) {
@@ -497,17 +498,13 @@ func (m *model) sync() {
 func (m *model) watchdog() {
 	r, d := m.r, &m.r.dev
 	now := r.clk.Now()
-	if !d.powered || !d.wdogArmed || d.state() != Ready || now.Before(d.wdogDeadline()) {
+	if !d.powered || !d.moving() || d.state() != Ready || now.Before(d.wdogDeadline()) {
 		m.wdogAt = time.Time{} // re-arm in sync if still due later
 		return
 	}
-	moving := d.vl != 0 || d.vr != 0
 	d.stop(now)
 	d.fs = true
-	d.wdogArmed = false
-	if moving {
-		r.emit(proto.AppendEvt(make([]byte, 0, 16), "WDOG"))
-	}
+	r.emit(proto.AppendEvt(make([]byte, 0, 16), "WDOG"))
 }
 
 // take handles the next receive-buffer entry.

@@ -147,7 +147,7 @@ type Mode uint8
 
 const (
 	Ready    Mode = iota // RDY
-	Failsafe             // FS: the watchdog expired
+	Failsafe             // FS: the watchdog cut motion (it runs only at a non-zero setpoint)
 	Estop                // ES: e-stop latched
 )
 

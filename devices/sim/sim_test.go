@@ -245,16 +245,33 @@ func TestWatchdog(t *testing.T) {
 	if l := g.tlm(); l.Field("st") != "RDY" || l.Field("vl") != "0.000" {
 		t.Fatalf("after HB in FS: %v", l)
 	}
-	// With a zero setpoint the watchdog enters FS silently.
-	g.clk.Advance(300 * time.Millisecond)
-	l := g.tlm()
-	if l.Field("st") != "FS" {
-		t.Fatalf("zero setpoint after the watchdog: %v", l)
-	}
-	for _, x := range g.c.Drain() {
-		if x.Kind == proto.KindEvt {
-			t.Fatalf("unexpected %v", x)
+	// At a zero setpoint the watchdog does not trip: an idle robot is not
+	// in failsafe (after HB in FS, after STOP, after VEL 0 0).
+	idle := func(how string) {
+		t.Helper()
+		g.clk.Advance(time.Second)
+		if l := g.tlm(); l.Field("st") != "RDY" || l.Field("vl") != "0.000" {
+			t.Fatalf("%s, then 1 s: %v", how, l)
 		}
+		for _, x := range g.c.Drain() {
+			if x.Kind == proto.KindEvt {
+				t.Fatalf("%s: unexpected %v", how, x)
+			}
+		}
+	}
+	idle("HB in FS")
+	g.ok(21, "VEL", proto.Float(0.4, 3), proto.Float(0, 3))
+	g.ok(22, "STOP")
+	idle("STOP")
+	g.ok(23, "VEL", proto.Float(0.4, 3), proto.Float(0, 3))
+	g.ok(24, "VEL", proto.Float(0, 3), proto.Float(0, 3))
+	idle("VEL 0 0")
+	// Motion after the idle spell is watched again.
+	g.ok(25, "VEL", proto.Float(0.2, 3), proto.Float(0, 3))
+	g.clk.Advance(300 * time.Millisecond)
+	g.evt("WDOG")
+	if l := g.tlm(); l.Field("st") != "FS" || l.Field("lseq") != "25" {
+		t.Fatalf("after motion and the watchdog: %v", l)
 	}
 }
 

@@ -86,8 +86,7 @@ func (r *Robot) oneShot(c *proto.Command) []byte {
 		}
 		if changed {
 			d.stop(now)
-			d.fs = false
-			d.wdogArmed = false // RDY with a zero setpoint until the next VEL/HB
+			d.fs = false // RDY with a zero setpoint: the watchdog waits for motion
 			r.emit(proto.AppendEvt(make([]byte, 0, 16), "CLEARED"))
 		}
 		return okLine(c.Seq)

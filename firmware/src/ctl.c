@@ -24,7 +24,6 @@ static uint8_t es;                     /* protocol state ES, in stream order */
 static enum state st;                  /* RDY or FS, under ES */
 static int32_t wheel_l, wheel_r;       /* wheel setpoints, 1e-4 m/s */
 static uint16_t lseq;                  /* newest applied setpoint; 0 = none */
-static uint8_t wdog_armed;             /* a VEL/HB since boot or CLEAR */
 static uint32_t wdog_last;             /* millis of the newest VEL/HB */
 static uint8_t lights;
 static uint16_t overflows;
@@ -115,9 +114,8 @@ uint8_t ctl_clear(void)
 			estop_latch = 0; /* else a later '!' is still in the ring */
 	}
 	if (changed) {
-		safe();
+		safe(); /* RDY with a zero setpoint: the watchdog waits for motion */
 		st = ST_RDY;
-		wdog_armed = 0; /* RDY with a zero setpoint until the next VEL/HB */
 	}
 	if (!estop_latch)
 		hw_led(0);
@@ -143,7 +141,6 @@ uint8_t ctl_seq_is_stale(uint16_t seq)
 static void refresh(uint16_t seq)
 {
 	lseq = seq;
-	wdog_armed = 1;
 	wdog_last = hw_millis();
 	if (st == ST_FS) {
 		st = ST_RDY;
@@ -270,15 +267,14 @@ uint8_t ctl_poll(uint32_t now)
 	if (f & RT_OVERFLOW)
 		ctl_note_overflow();
 
-	/* Device watchdog: only VEL and HB refresh it (protocol section 8). */
-	if (ctl_state() == ST_RDY && wdog_armed &&
+	/* Device watchdog (protocol section 8): only VEL and HB refresh it, and
+	 * it trips only while motion is commanded. At a zero setpoint the robot
+	 * is idle, not in failsafe: silence from the host is normal. */
+	if (ctl_state() == ST_RDY && (wheel_l != 0 || wheel_r != 0) &&
 	    (uint32_t)(now - wdog_last) >= cfg.wdog_ms) {
-		uint8_t moving = wheel_l != 0 || wheel_r != 0;
 		safe();
 		st = ST_FS;
-		wdog_armed = 0;
-		if (moving)
-			pend_wdog_evt = 1;
+		pend_wdog_evt = 1;
 	}
 
 	/* LED: on in ES, 2 Hz blink in FS, off in RDY. */
