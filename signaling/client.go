@@ -183,6 +183,10 @@ type Reconnected struct {
 	// Missed counts events the relay no longer held (its replay buffer
 	// overflowed).
 	Missed uint64
+	// MissedUnknown: the connection resumed on another node of a relay
+	// cluster, which could not replay what the old node held. Events
+	// after the drop may have been lost; how many is not known.
+	MissedUnknown bool
 	// Connection is this client's connection now; Previous the one before
 	// the drop. They are equal when Resumed.
 	Connection Connection

@@ -252,18 +252,19 @@ func (s *Session) run(sk *sconn) {
 		sk = next
 		w := sk.welcome
 		rec := Reconnected{
-			Resumed:    w.Resumed && w.Connection.ConnectionID == self.ConnectionID,
-			Missed:     w.Missed,
-			Connection: *w.Connection,
-			Previous:   self,
-			Downtime:   s.clk.Now().Sub(down),
+			Resumed:       w.Resumed && w.Connection.ConnectionID == self.ConnectionID,
+			Missed:        w.Missed,
+			MissedUnknown: w.MissedUnknown,
+			Connection:    *w.Connection,
+			Previous:      self,
+			Downtime:      s.clk.Now().Sub(down),
 		}
 		s.resumeKey = w.ResumeKey
 		if !rec.Resumed {
 			rec.Connections = slices.Clone(w.Connections)
 			s.lastSeq = w.Seq
-		} else if w.Missed > 0 {
-			s.log.Warn("resumed with events missed", "missed", w.Missed)
+		} else if w.Missed > 0 || w.MissedUnknown {
+			s.log.Warn("resumed with events missed", "missed", w.Missed, "unknown", w.MissedUnknown)
 		}
 		self = *w.Connection
 

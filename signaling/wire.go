@@ -140,7 +140,11 @@ type Frame struct {
 	ResumeKey   string       `json:"resumeKey,omitempty"`
 	Resumed     bool         `json:"resumed,omitempty"`
 	Missed      uint64       `json:"missed,omitempty"`
-	Limits      *Limits      `json:"limits,omitempty"`
+	// The connection resumed on another node of a cluster, whose replay
+	// buffer was not handed over: events after last may have been lost
+	// and their number is unknown (docs/cluster.md).
+	MissedUnknown bool    `json:"missedUnknown,omitempty"`
+	Limits        *Limits `json:"limits,omitempty"`
 }
 
 // Limits is what the relay tells a client in its welcome.

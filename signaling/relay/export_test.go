@@ -35,3 +35,29 @@ func (s *Server) SlowConsumersForTest() int {
 	_ = s.metrics.slowConsumers.Write(&m)
 	return int(m.GetCounter().GetValue())
 }
+
+// CrashForTest makes the relay stop as a killed process would: NATS and
+// every TCP connection cut, no goodbye, no close frames. Close it after.
+func (s *Server) CrashForTest() {
+	if s.cl != nil {
+		s.cl.crash()
+	}
+	s.mu.Lock()
+	for sk := range s.socks {
+		sk.fc.Close()
+	}
+	s.mu.Unlock()
+}
+
+// KnowsForTest reports whether the relay has connection id in session
+// sessionID, and whether it is another node's.
+func (s *Server) KnowsForTest(sessionID, id string) (known, remote bool) {
+	sess := s.session(sessionID, false)
+	if sess == nil {
+		return false, false
+	}
+	sess.mu.RLock()
+	defer sess.mu.RUnlock()
+	c := sess.byID[id]
+	return c != nil, c != nil && c.node != ""
+}

@@ -13,6 +13,8 @@ type metrics struct {
 	connections atomic.Int64 // connections in sessions, including those in their grace period
 	sockets     atomic.Int64 // open WebSockets
 	sessions    atomic.Int64
+	// A cluster node's: connections of other nodes in its sessions.
+	remoteConnections atomic.Int64
 
 	signalsIn     *prometheus.CounterVec // by via: ws, rest
 	signalsInWS   prometheus.Counter     // signalsIn{via="ws"}, looked up once: it counts every signal
@@ -23,11 +25,16 @@ type metrics struct {
 	slowConsumers prometheus.Counter
 	authFailures  *prometheus.CounterVec // by api: connect, rest
 	closes        *prometheus.CounterVec // sockets closed, by reason
+
+	clusterUp        prometheus.Gauge   // 1 while connected to NATS
+	clusterNodes     prometheus.Gauge   // nodes alive, this one included
+	clusterDropped   prometheus.Counter // events not published (NATS down)
+	clusterTakeovers prometheus.Counter // connections resumed from another node
 }
 
 // newMetrics registers the relay's series on reg; a registry can hold one
 // relay's.
-func newMetrics(reg *prometheus.Registry, private bool) (*metrics, error) {
+func newMetrics(reg *prometheus.Registry, private, clustered bool) (*metrics, error) {
 	m := &metrics{
 		signalsIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "teleop_relay_signals_received_total",
@@ -63,6 +70,22 @@ func newMetrics(reg *prometheus.Registry, private bool) (*metrics, error) {
 		}, []string{"reason"}),
 	}
 	m.signalsInWS = m.signalsIn.WithLabelValues("ws")
+	m.clusterUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "teleop_relay_cluster_connected",
+		Help: "1 while this cluster node is connected to NATS (and in sync); 0 while it serves its own connections only.",
+	})
+	m.clusterNodes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "teleop_relay_cluster_nodes",
+		Help: "Cluster nodes alive as this node sees them, itself included.",
+	})
+	m.clusterDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "teleop_relay_cluster_unpublished_total",
+		Help: "Session events not sent to the other nodes because NATS was unreachable.",
+	})
+	m.clusterTakeovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "teleop_relay_cluster_takeovers_total",
+		Help: "Connections of another node resumed on this one.",
+	})
 	gauge := func(name, help string, v *atomic.Int64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(v.Load()) })
@@ -72,6 +95,10 @@ func newMetrics(reg *prometheus.Registry, private bool) (*metrics, error) {
 		gauge("teleop_relay_sockets", "Open WebSockets.", &m.sockets),
 		gauge("teleop_relay_sessions", "Sessions with at least one connection.", &m.sessions),
 		m.signalsIn, m.signalsOut, m.dropped, m.resumes, m.rateLimited, m.slowConsumers, m.authFailures, m.closes,
+	}
+	if clustered {
+		cs = append(cs, m.clusterUp, m.clusterNodes, m.clusterDropped, m.clusterTakeovers,
+			gauge("teleop_relay_cluster_remote_connections", "Connections of other nodes in the sessions this node knows.", &m.remoteConnections))
 	}
 	if private {
 		cs = append(cs, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

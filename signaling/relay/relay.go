@@ -54,6 +54,10 @@ type Options struct {
 	// /). Nil answers 404.
 	Fallback http.Handler
 
+	// Cluster, when set, makes the relay one node of a cluster sharing
+	// sessions through NATS (docs/cluster.md). Nil: a single process.
+	Cluster *ClusterOptions
+
 	Logger   *slog.Logger         // nil discards
 	Clock    clock.Clock          // nil is the wall clock; grace periods, rate limits, ages
 	Registry *prometheus.Registry // nil: a private registry (with Go and process metrics); /metrics serves it; one relay per registry
@@ -90,6 +94,8 @@ type Server struct {
 
 	keysMu sync.Mutex
 	keys   map[string]*conn // guarded by keysMu: resume key → connection
+
+	cl *cluster // nil unless Options.Cluster; set by New
 }
 
 // New returns a relay for one project (API key and secret).
@@ -174,7 +180,7 @@ func New(opts *Options) (*Server, error) {
 		CheckOrigin:     func(*http.Request) bool { return true }, // checked before the upgrade
 	}
 	var err error
-	if s.metrics, err = newMetrics(o.Registry, private); err != nil {
+	if s.metrics, err = newMetrics(o.Registry, private, o.Cluster != nil); err != nil {
 		return nil, err
 	}
 
@@ -194,6 +200,11 @@ func New(opts *Options) (*Server, error) {
 		})
 	}
 	s.mux = mux
+	if o.Cluster != nil {
+		if s.cl, err = startCluster(s, *o.Cluster); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -235,6 +246,9 @@ func (s *Server) Close() error {
 		}
 		sess.mu.RUnlock()
 	}
+	if s.cl != nil {
+		s.cl.close()
+	}
 	s.wg.Wait()
 	return nil
 }
@@ -264,6 +278,9 @@ type Health struct {
 	Connections   int64   `json:"connections"`
 	Sockets       int64   `json:"sockets"`
 	UptimeSeconds float64 `json:"uptimeSeconds"`
+	// Cluster is present on a node of a cluster. Status is "degraded"
+	// while the node is cut off from NATS (it serves its own connections).
+	Cluster *ClusterHealth `json:"cluster,omitempty"`
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
@@ -275,6 +292,12 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		UptimeSeconds: s.clock.Now().Sub(s.started).Seconds(),
 	}
 	code := http.StatusOK
+	if s.cl != nil {
+		h.Cluster = s.cl.health()
+		if !h.Cluster.Connected {
+			h.Status = "degraded"
+		}
+	}
 	if s.isClosed() {
 		h.Status, code = "closing", http.StatusServiceUnavailable
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/teleop/teleop/clock"
 	"github.com/teleop/teleop/signaling"
@@ -19,7 +20,7 @@ type session struct {
 	id string
 
 	mu      sync.RWMutex
-	members []*conn          // guarded by mu; oldest first; replaced, never modified in place
+	members []*conn          // guarded by mu; oldest first; replaced, never modified in place; in a cluster, other nodes' too
 	byID    map[string]*conn // guarded by mu
 	dead    bool             // guarded by mu: removed from Server.sessions; joiners must get a new one
 }
@@ -37,6 +38,13 @@ type conn struct {
 
 	written atomic.Uint64 // highest seq the writer of a socket of this conn wrote; for drop accounting
 
+	// Cluster: node is "" for this node's connections, else the node that
+	// has it (a remote connection: no socket, ring or seq here). orphan
+	// runs the grace period of a remote connection whose node died. Both
+	// guarded by sess.mu (node: written with it held for writing).
+	node   string
+	orphan *time.Timer
+
 	mu         sync.Mutex
 	seq        uint64      // guarded by mu: seq of the last event delivered to this connection
 	ring       replayRing  // guarded by mu
@@ -47,6 +55,8 @@ type conn struct {
 	resumeKey  string      // guarded by mu
 	results    resultCache // guarded by mu
 	bucket     tokenBucket // guarded by mu
+	kvRev      uint64      // guarded by mu: cluster: revision of its bucket entry
+	keyHash    string      // guarded by mu: cluster: hash of resumeKey's secret
 }
 
 func (c *conn) connection() signaling.Connection {
@@ -134,6 +144,19 @@ func (e errSessionFull) Error() string {
 // join adds a new connection for claims to its session, attached to sk, and
 // queues its welcome on sk before any other member can deliver to it.
 func (s *Server) join(sk *sock, claims *token.Claims) (*conn, error) {
+	c := &conn{
+		id:      newConnectionID(),
+		created: s.clock.Now().UnixMilli(),
+		data:    claims.ConnectionData,
+		role:    claims.Role,
+		sess:    &session{id: claims.SessionID},
+	}
+	c.info = appendConnection(nil, c.id, c.created, c.data)
+	if s.cl != nil {
+		// Recorded for the cluster before anyone hears of it.
+		c.resumeKey, c.keyHash = clusterKey(c.id, claims.SessionID)
+		s.cl.joining(c)
+	}
 	for {
 		sess := s.session(claims.SessionID, true)
 		sess.mu.Lock()
@@ -143,16 +166,12 @@ func (s *Server) join(sk *sock, claims *token.Claims) (*conn, error) {
 		}
 		if len(sess.members) >= s.maxConns {
 			sess.mu.Unlock()
+			if s.cl != nil {
+				s.cl.leaving(c, false)
+			}
 			return nil, errSessionFull{s.maxConns}
 		}
-		c := &conn{
-			id:      newConnectionID(),
-			created: s.clock.Now().UnixMilli(),
-			data:    claims.ConnectionData,
-			role:    claims.Role,
-			sess:    sess,
-		}
-		c.info = appendConnection(nil, c.id, c.created, c.data)
+		c.sess = sess
 		created := newPresenceEvent(c, "")
 		for _, m := range sess.members {
 			s.deliver(m, created)
@@ -165,8 +184,13 @@ func (s *Server) join(sk *sock, claims *token.Claims) (*conn, error) {
 
 		c.mu.Lock()
 		c.sock = sk
-		c.resumeKey = s.newKeyFor(c, "")
-		sk.enqueueForce(item{ev: s.welcome(sess, c, false, 0)})
+		if s.cl != nil {
+			s.registerKey(c, c.resumeKey)
+			s.cl.publish(sess.id, &cmsg{K: "c", ID: c.id, Created: c.created, Data: c.data, Role: string(c.role)})
+		} else {
+			c.resumeKey = s.newKeyFor(c, "")
+		}
+		sk.enqueueForce(item{ev: s.welcome(sess, c, false, 0, false)})
 		c.mu.Unlock()
 		sess.mu.Unlock()
 		return c, nil
@@ -208,15 +232,24 @@ func (s *Server) resume(sk *sock, key string, last uint64) *conn {
 	if last+1 < oldest {
 		missed = oldest - last - 1
 	}
-	sk.enqueueForce(item{ev: s.welcome(sess, c, true, missed)})
+	sk.enqueueForce(item{ev: s.welcome(sess, c, true, missed, false)})
 	c.ring.after(last, func(it item) { sk.enqueueForce(it) })
 	s.metrics.resumes.Inc()
+	if s.cl != nil {
+		s.cl.rekeyed(c)
+	}
 	return c
 }
 
-// newKeyFor registers a fresh resume key for c and forgets old.
+// newKeyFor registers a fresh resume key for c and forgets old. c.mu must
+// be held.
 func (s *Server) newKeyFor(c *conn, old string) string {
-	k := newResumeKey()
+	var k string
+	if s.cl != nil {
+		k, c.keyHash = clusterKey(c.id, c.sess.id)
+	} else {
+		k = newResumeKey()
+	}
 	s.keysMu.Lock()
 	if old != "" {
 		delete(s.keys, old)
@@ -226,8 +259,15 @@ func (s *Server) newKeyFor(c *conn, old string) string {
 	return k
 }
 
+// registerKey makes key resume c.
+func (s *Server) registerKey(c *conn, key string) {
+	s.keysMu.Lock()
+	s.keys[key] = c
+	s.keysMu.Unlock()
+}
+
 // welcome builds the welcome frame for c. sess.mu and c.mu must be held.
-func (s *Server) welcome(sess *session, c *conn, resumed bool, missed uint64) *event {
+func (s *Server) welcome(sess *session, c *conn, resumed bool, missed uint64, missedUnknown bool) *event {
 	conns := make([]signaling.Connection, len(sess.members))
 	for i, m := range sess.members {
 		conns[i] = m.connection()
@@ -235,16 +275,17 @@ func (s *Server) welcome(sess *session, c *conn, resumed bool, missed uint64) *e
 	self := c.connection()
 	limits := s.limits
 	return jsonFrame(&signaling.Frame{
-		Op:          signaling.OpWelcome,
-		SessionID:   sess.id,
-		Connection:  &self,
-		Role:        string(c.role),
-		Connections: conns,
-		ResumeKey:   c.resumeKey,
-		Seq:         c.seq,
-		Resumed:     resumed,
-		Missed:      missed,
-		Limits:      &limits,
+		Op:            signaling.OpWelcome,
+		SessionID:     sess.id,
+		Connection:    &self,
+		Role:          string(c.role),
+		Connections:   conns,
+		ResumeKey:     c.resumeKey,
+		Seq:           c.seq,
+		Resumed:       resumed,
+		Missed:        missed,
+		Limits:        &limits,
+		MissedUnknown: missedUnknown,
 	})
 }
 
@@ -252,6 +293,9 @@ func (s *Server) welcome(sess *session, c *conn, resumed bool, missed uint64) *e
 // socket, its queue. It never blocks; a full queue makes m's socket a slow
 // consumer. m.sess.mu must be held (read or write).
 func (s *Server) deliver(m *conn, ev *event) {
+	if m.node != "" {
+		return // another node's: that node delivers it
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.gone {
@@ -275,10 +319,11 @@ func (s *Server) slowConsumer(sk *sock) {
 	}
 }
 
-// removeLocked takes c out of its session and tells the others with reason.
-// It returns c's socket, if it had one, for the caller to close. sess.mu
-// must be held for writing.
-func (s *Server) removeLocked(sess *session, c *conn, reason string) *sock {
+// removeLocked takes c out of its session and tells the others with reason
+// (in a cluster, when announce is set and c is this node's, the other nodes
+// too). It returns c's socket, if it had one, for the caller to close.
+// sess.mu must be held for writing.
+func (s *Server) removeLocked(sess *session, c *conn, reason string, announce bool) *sock {
 	c.mu.Lock()
 	if c.gone {
 		c.mu.Unlock()
@@ -303,7 +348,15 @@ func (s *Server) removeLocked(sess *session, c *conn, reason string) *sock {
 	}
 	sess.members = members
 	delete(sess.byID, c.id)
-	s.metrics.connections.Add(-1)
+	c.stopOrphanLocked()
+	if c.node != "" {
+		s.metrics.remoteConnections.Add(-1)
+	} else {
+		s.metrics.connections.Add(-1)
+		if announce && s.cl != nil {
+			s.cl.publish(sess.id, &cmsg{K: "d", ID: c.id, Reason: reason})
+		}
+	}
 	ev := newPresenceEvent(c, reason)
 	for _, m := range members {
 		s.deliver(m, ev)
@@ -317,6 +370,9 @@ func (s *Server) removeLocked(sess *session, c *conn, reason string) *sock {
 // remove takes c out of its session (see removeLocked). When onlyIf is not
 // nil, it does so only while c is attached to that socket.
 func (s *Server) remove(c *conn, reason string, onlyIf *sock) *sock {
+	if s.cl != nil && (onlyIf == nil || c.onSocket(onlyIf)) {
+		s.cl.leaving(c, false)
+	}
 	sess := c.sess
 	sess.mu.Lock()
 	if onlyIf != nil {
@@ -328,13 +384,20 @@ func (s *Server) remove(c *conn, reason string, onlyIf *sock) *sock {
 			return nil
 		}
 	}
-	sk := s.removeLocked(sess, c, reason)
+	sk := s.removeLocked(sess, c, reason, true)
 	dead := sess.dead
 	sess.mu.Unlock()
 	if dead {
 		s.dropSession(sess)
 	}
 	return sk
+}
+
+// onSocket reports whether c is attached to sk.
+func (c *conn) onSocket(sk *sock) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sock == sk
 }
 
 // detach ends sk's hold on c. If c is still attached to sk, it enters its
@@ -363,15 +426,24 @@ func (s *Server) detach(c *conn, sk *sock) {
 // graceEnded removes c if it is still waiting in the grace period gen.
 func (s *Server) graceEnded(c *conn, gen uint64) {
 	sess := c.sess
+	expired := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return !c.gone && c.sock == nil && c.graceGen == gen
+	}
+	if s.cl != nil {
+		// The cluster's record goes first, unless another node has
+		// resumed the connection meanwhile ("moved" then follows).
+		if !expired() || !s.cl.leaving(c, true) {
+			return
+		}
+	}
 	sess.mu.Lock()
-	c.mu.Lock()
-	expired := !c.gone && c.sock == nil && c.graceGen == gen
-	c.mu.Unlock()
-	if !expired {
+	if !expired() || c.node != "" {
 		sess.mu.Unlock()
 		return
 	}
-	s.removeLocked(sess, c, signaling.ReasonNetworkDisconnected)
+	s.removeLocked(sess, c, signaling.ReasonNetworkDisconnected, true)
 	dead := sess.dead
 	sess.mu.Unlock()
 	if dead {
@@ -394,7 +466,22 @@ func (s *Server) forceDisconnect(sessionID, id string) bool {
 		sess.mu.Unlock()
 		return false
 	}
-	sk := s.removeLocked(sess, c, signaling.ReasonForceDisconnected)
+	if c.node != "" {
+		// Another node's: that node removes it and announces it.
+		s.cl.publish(sess.id, &cmsg{K: "x", ID: id})
+		sess.mu.Unlock()
+		return true
+	}
+	if s.cl != nil {
+		sess.mu.Unlock()
+		s.cl.leaving(c, false)
+		sess.mu.Lock()
+		if sess.byID[id] != c || c.node != "" {
+			sess.mu.Unlock()
+			return true // gone or moved meanwhile
+		}
+	}
+	sk := s.removeLocked(sess, c, signaling.ReasonForceDisconnected, true)
 	dead := sess.dead
 	sess.mu.Unlock()
 	if sk != nil {
@@ -428,16 +515,26 @@ func (s *Server) signal(sess *session, from *conn, to, typ, data string, queuedM
 		}
 	}
 	ev := newSignalEvent(typ, data, from, to, s.clock.Now().UnixNano(), queuedMs)
+	remote := false
 	if to != "" {
 		target := sess.byID[to]
 		if target == nil {
 			return signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", to)
 		}
 		s.deliver(target, ev)
-		return signaling.CodeOK, ""
+		remote = target.node != ""
+	} else {
+		for _, m := range sess.members {
+			s.deliver(m, ev)
+			remote = remote || m.node != ""
+		}
 	}
-	for _, m := range sess.members {
-		s.deliver(m, ev)
+	if remote {
+		var fromID string
+		if from != nil {
+			fromID = from.id
+		}
+		s.cl.publish(sess.id, &cmsg{K: "s", ID: fromID, Type: typ, Data: data, To: to, Queued: queuedMs})
 	}
 	return signaling.CodeOK, ""
 }

@@ -298,7 +298,11 @@ func (s *Server) admit(sk *sock, r *http.Request) {
 	q := r.URL.Query()
 	if key := q.Get("resume"); key != "" {
 		last, _ := strconv.ParseUint(q.Get("last"), 10, 64)
-		if c := s.resume(sk, key, last); c != nil {
+		c := s.resume(sk, key, last)
+		if c == nil && s.cl != nil {
+			c = s.cl.resume(sk, key, last) // a connection of another node
+		}
+		if c != nil {
 			sk.c = c
 			sk.log = sk.log.With("session", c.sess.id, "connection", c.id)
 			sk.log.Debug("resumed", "last", last)
