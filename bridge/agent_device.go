@@ -494,7 +494,7 @@ func (d *agentDevice) runCtl(ctx context.Context, dev *devices.Device, op ctlOp)
 			if d.latchGen == op.latchGen {
 				d.latched, d.latchBy, released = false, "", true
 			} else {
-				again = true // an e-stop came while the CLEAR was on its way: latch it again
+				again = true // an e-stop came while the CLEAR was on the wire (the device layer drops one not yet sent): latch it again
 			}
 		}
 		d.mu.Unlock()

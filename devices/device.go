@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,8 +21,11 @@ import (
 //
 // Goroutines: the supervisor (run), and per connection one reader (readLoop)
 // and one writer (writeLoop), which the supervisor starts and waits for.
-// Close waits for all of them. Lock order: mu, then the clock's lock (timers
-// are armed under mu); Port's write mutex is never taken with mu held.
+// Close waits for all of them. Lock order: Port's write mutex, then mu, then
+// the clock's lock (timers are armed under mu). The writer picks what to
+// write under the port's write mutex, so what the e-stop fast path finds
+// still queued is not on its way to the wire; EStop never holds mu while
+// it takes the write mutex.
 type Device struct {
 	cfg   Config
 	sel   Selector
@@ -149,9 +153,10 @@ func (d *Device) Latched() bool {
 //
 // A device answer (OK, ERR) or a timeout is a Result with a nil error. The
 // error is for commands the device never answered: invalid (nothing sent),
-// ErrNotReady, ErrClosed, ErrDeviceReset, ErrLinkDown, or ctx's error. When
-// ctx ends while the command is in flight, Do returns at once and the
-// command is no longer resent.
+// ErrNotReady, ErrClosed, ErrDeviceReset, ErrLinkDown, ErrEStopped (a CLEAR
+// that an e-stop overtook before it was sent), or ctx's error. When ctx
+// ends while the command is in flight, Do returns at once and the command
+// is no longer resent.
 func (d *Device) Do(ctx context.Context, cmd Command) (Result, error) {
 	if !d.raw && isSetpointVerb(cmd.Verb) {
 		return Result{}, fmt.Errorf("%w: %s is a setpoint: use Setpoint", ErrWrongKind, cmd.Verb)
@@ -187,6 +192,9 @@ func (d *Device) Setpoint(ctx context.Context, cmd Command) (Result, error) {
 // port is down, or the write fails, the e-stop is still latched and goes
 // out first thing in the next handshake, since the device may have lost
 // its state. The error only says the bytes could not be written now.
+//
+// The e-stop wins over a CLEAR submitted before it: one still queued is
+// never sent (it fails with ErrEStopped), and one in flight is not resent.
 func (d *Device) EStop() error {
 	d.mu.Lock()
 	if d.closed {
@@ -197,6 +205,7 @@ func (d *Device) EStop() error {
 	if sp := d.setpoint; sp != nil {
 		d.finishLocked(sp, outcome{res: Result{Status: StatusSuperseded}})
 	}
+	d.overtakeClearsLocked()
 	if d.state.Up() {
 		d.state = StateEStopped
 	}
@@ -215,6 +224,33 @@ func (d *Device) EStop() error {
 	}
 	d.log.Warn("e-stop sent")
 	return nil
+}
+
+// overtakeClearsLocked keeps a CLEAR submitted before an e-stop from
+// reaching the device after the e-stop bytes, where it would release it: a
+// queued one fails unsent, and one in flight is not resent, since its first
+// copy may not have arrived (lost, or still in the kernel's output queue,
+// which the e-stop flushes).
+func (d *Device) overtakeClearsLocked() {
+	for _, r := range slices.Clone(d.oneshots) {
+		if d.isClear(r.cmd) {
+			d.finishLocked(r, outcome{err: fmt.Errorf("%w: an e-stop came before the CLEAR was sent", ErrEStopped)})
+		}
+	}
+	if r := d.oneshot; r != nil && d.isClear(r.cmd) {
+		r.maxTries = r.tries
+		if r.resend { // due, not yet written: it never will be
+			d.finishLocked(r, outcome{res: Result{Status: StatusTimeout, Text: "not resent after an e-stop"}})
+		}
+	}
+}
+
+// isClear reports whether c releases the e-stop: CLEAR, or the raw clear line.
+func (d *Device) isClear(c Command) bool {
+	if d.raw {
+		return d.cfg.Raw.Clear != "" && c.Line == d.cfg.Raw.Clear
+	}
+	return c.Verb == "CLEAR"
 }
 
 func (d *Device) estopBytes() []byte {
@@ -241,7 +277,8 @@ func (d *Device) Stop(ctx context.Context) (Result, error) {
 
 // Clear releases the e-stop: CLEAR, which the device confirms (raw: the
 // clear line if configured; nothing confirms it). The latch is released
-// when the device confirms, whichever way the CLEAR was sent.
+// when the device confirms, whichever way the CLEAR was sent. An EStop
+// while the CLEAR waits to be sent drops it: Clear returns ErrEStopped.
 func (d *Device) Clear(ctx context.Context) (Result, error) {
 	if !d.raw {
 		return d.Do(ctx, Cmd("CLEAR"))

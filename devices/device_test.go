@@ -434,6 +434,120 @@ func TestEStopOvertakesQueue(t *testing.T) {
 	}
 }
 
+// An e-stop wins over a CLEAR queued before it: the CLEAR, waiting behind a
+// slow one-shot when EStop is called, is never sent after the e-stop bytes;
+// it fails with ErrEStopped and the latch holds.
+func TestEStopDropsQueuedClear(t *testing.T) {
+	dev := newFakeDev(t)
+	h := openDevice(t, testConfig(dev.Path()), nil)
+	h.waitState(t, StateReady)
+	if err := h.d.EStop(); err != nil { // the latch a CLEAR is meant to release
+		t.Fatal(err)
+	}
+	h.evts.wait(t, "EVT ESTOP", eq("ESTOP"))
+	hold := make(chan struct{})
+	dev.set(func(f *fakeDev) {
+		f.script = func(line string, c *proto.Command) ([]string, bool) {
+			if string(c.Verb) == "GET" {
+				<-hold // a slow device: nothing else is read meanwhile
+			}
+			return nil, false
+		}
+	})
+	ctx := ctxT(t)
+	slow := make(chan error, 1)
+	go func() {
+		_, err := h.d.Do(ctx, Cmd("GET", proto.Word("wdog_ms")))
+		slow <- err
+	}()
+	dev.got.wait(t, "GET in flight", verb("GET"))
+	// What Clear does (Do: enqueue, then await), split so that the CLEAR is
+	// known to be queued, behind the GET, before the e-stop.
+	r, err := h.d.newRequest(kindOneShot, Cmd("CLEAR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.d.enqueue(r); err != nil {
+		t.Fatal(err)
+	}
+	cleared := make(chan error, 1)
+	go func() {
+		_, err := h.d.await(ctx, r, nil, nil)
+		cleared <- err
+	}()
+	if err := h.d.EStop(); err != nil {
+		t.Fatalf("EStop: %v", err)
+	}
+	close(hold)
+	if err := <-slow; err != nil {
+		t.Errorf("GET: %v", err)
+	}
+	if err := <-cleared; !errors.Is(err, ErrEStopped) {
+		t.Errorf("the queued CLEAR: %v, want ErrEStopped", err)
+	}
+	// One-shots go out in order: once a PING queued now is answered, a
+	// CLEAR that was still queued would have reached the device.
+	if res, err := h.d.Do(ctx, Cmd("PING")); err != nil || res.Status != StatusOK {
+		t.Fatalf("PING = %+v, %v", res, err)
+	}
+	if n := dev.got.count(verb("CLEAR")); n != 0 {
+		t.Errorf("CLEAR reached the device after the e-stop: %q", dev.got.all())
+	}
+	if !h.d.Latched() || h.d.State() != StateEStopped {
+		t.Errorf("latched %v, state %v; want the e-stop in force", h.d.Latched(), h.d.State())
+	}
+}
+
+// A CLEAR in flight when EStop is called is not resent after the e-stop
+// bytes (the first copy may never have reached the device: lost, or still
+// in the kernel's output queue that the e-stop flushes): it times out and
+// the latch holds.
+func TestEStopStopsClearResend(t *testing.T) {
+	dev := newFakeDev(t)
+	h := openDevice(t, testConfig(dev.Path()), nil)
+	h.waitState(t, StateReady)
+	if err := h.d.EStop(); err != nil {
+		t.Fatal(err)
+	}
+	h.evts.wait(t, "EVT ESTOP", eq("ESTOP"))
+	var mu sync.Mutex
+	lost := 1
+	dev.set(func(f *fakeDev) {
+		f.script = func(line string, c *proto.Command) ([]string, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if string(c.Verb) == "CLEAR" && lost > 0 {
+				lost--
+				return nil, true // never arrived, as far as the host can tell
+			}
+			return nil, false // a resend would run, and release the e-stop
+		}
+	})
+	ctx := ctxT(t)
+	done := make(chan Result, 1)
+	go func() {
+		res, _ := h.d.Clear(ctx)
+		done <- res
+	}()
+	i := dev.got.wait(t, "CLEAR", verb("CLEAR"))
+	if err := h.d.EStop(); err != nil {
+		t.Fatalf("EStop: %v", err)
+	}
+	dev.got.waitFrom(t, i+1, "the e-stop bytes", eq("!"))
+	if res := <-done; res.Status != StatusTimeout || res.Tries != 1 {
+		t.Errorf("CLEAR in flight at the e-stop: %+v, want a timeout after 1 try", res)
+	}
+	if res, err := h.d.Do(ctx, Cmd("PING")); err != nil || res.Status != StatusOK {
+		t.Fatalf("PING = %+v, %v", res, err)
+	}
+	if n := dev.got.count(verb("CLEAR")); n != 1 {
+		t.Errorf("CLEAR sent %d times: %q", n, dev.got.all())
+	}
+	if !h.d.Latched() || h.d.State() != StateEStopped {
+		t.Errorf("latched %v, state %v; want the e-stop in force", h.d.Latched(), h.d.State())
+	}
+}
+
 func TestFailsafeFromDevice(t *testing.T) {
 	dev := newFakeDev(t)
 	h := openDevice(t, testConfig(dev.Path()), nil)

@@ -397,13 +397,17 @@ func (d *Device) writeLoop(c *conn) {
 			return
 		}
 		for {
-			d.mu.Lock()
-			b, sentNow := d.nextLocked(c)
-			d.mu.Unlock()
+			var sentNow *request
+			b, err := c.port.WriteNext(func() (b []byte) {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				b, sentNow = d.nextLocked(c)
+				return b
+			})
 			if b == nil {
 				break
 			}
-			if _, err := c.port.Write(b); err != nil {
+			if err != nil {
 				if !errors.Is(err, ErrPortClosed) {
 					d.log.Error("link failed: write", "err", err)
 				}

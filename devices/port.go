@@ -34,8 +34,8 @@ import (
 //     descriptor of the same tty with a deadline. A write blocked longer than
 //     the write timeout fails with ErrWriteStalled and closes the port.
 //
-// ReadLine may be called from one goroutine; Write and WriteUrgent from any,
-// serialised by a mutex. Close may be called from any goroutine, any number
+// ReadLine may be called from one goroutine; Write, WriteNext and
+// WriteUrgent from any, serialised by a mutex. Close may be called from any goroutine, any number
 // of times, and unblocks both.
 type Port struct {
 	path         string
@@ -289,6 +289,22 @@ func (p *Port) Write(b []byte) (int, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	return p.writeLocked(b)
+}
+
+// WriteNext writes the bytes next returns, choosing them under the write
+// mutex: a WriteUrgent that starts after next has run goes out after those
+// bytes, and one that started before it is seen by next (for the Device,
+// this is how an e-stop wins over a CLEAR still queued). It returns the
+// bytes written; nil from next writes nothing.
+func (p *Port) WriteNext(next func() []byte) ([]byte, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	b := next()
+	if b == nil {
+		return nil, nil
+	}
+	_, err := p.writeLocked(b)
+	return b, err
 }
 
 // WriteUrgent is the e-stop fast path: it waits only for a write already in

@@ -164,3 +164,42 @@ func TestWriteUrgent(t *testing.T) {
 		t.Fatalf("device got %q", got)
 	}
 }
+
+// WriteNext picks its bytes under the write mutex: an urgent write that
+// starts while they are picked goes out after them (or flushes them), never
+// before. nil writes nothing.
+func TestWriteNext(t *testing.T) {
+	p, m := openTestPort(t, nil)
+	if b, err := p.WriteNext(func() []byte { return nil }); b != nil || err != nil {
+		t.Fatalf("WriteNext(nil) = %q, %v", b, err)
+	}
+	urgent := make(chan error, 1)
+	b, err := p.WriteNext(func() []byte {
+		go func() {
+			_, err := p.WriteUrgent([]byte("!!!"))
+			urgent <- err
+		}()
+		return []byte("4 CLEAR*4D\n")
+	})
+	if err != nil || string(b) != "4 CLEAR*4D\n" {
+		t.Fatalf("WriteNext = %q, %v", b, err)
+	}
+	if err := <-urgent; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write([]byte("end\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	got := ""
+	for !strings.HasSuffix(got, "end\n") {
+		n, err := m.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += string(buf[:n])
+	}
+	if got != "!!!end\n" && got != "4 CLEAR*4D\n!!!end\n" {
+		t.Fatalf("device got %q, want the CLEAR before the e-stop bytes or not at all", got)
+	}
+}
