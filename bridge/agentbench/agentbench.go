@@ -707,7 +707,7 @@ func RunProcess(ctx context.Context, bin string, rate, tlmHz int, d time.Duratio
 	close(sample)
 	<-samplerDone
 	if loopErr != nil {
-		return nil, loopErr
+		return nil, fmt.Errorf("%w\nagent's log:\n%s", loopErr, stderr.String())
 	}
 	if cpuErr != nil {
 		return nil, cpuErr

@@ -30,6 +30,7 @@ type serverConfig struct {
 	logLevel          string
 	devAllowRemote    bool
 	shutdownTimeout   time.Duration
+	cluster           relay.ClusterOptions
 }
 
 // newServerCmd builds `teleop server`: the signaling relay on its own
@@ -47,10 +48,16 @@ The api key and secret come from --api-key/--api-secret or TELEOP_API_KEY/TELEOP
 credentials, prints them, and listens only on a loopback address unless
 --dev-allow-remote is given. The relay prints "listening on <url>" once it accepts
 connections (--listen 127.0.0.1:0 picks a free port). SIGINT/SIGTERM shut it down
-gracefully: sockets are closed with 1001 and clients reconnect elsewhere.`,
+gracefully: sockets are closed with 1001 and clients reconnect elsewhere.
+
+With --cluster, the relay is one node of a cluster that shares sessions through NATS
+(JetStream enabled): a client may join through any node and every node behaves as one
+relay (docs/cluster.md). Every node needs the same api key and secret and a unique
+--node-name. Without --cluster nothing is shared and NATS is never contacted.`,
 		Example: `  teleop server                                        # dev mode on 127.0.0.1:7420
   TELEOP_API_KEY=12345678 TELEOP_API_SECRET=s3cret teleop server --listen :7420
-  teleop server --listen :443 --tls-cert cert.pem --tls-key key.pem --allowed-origins https://ops.example`,
+  teleop server --listen :443 --tls-cert cert.pem --tls-key key.pem --allowed-origins https://ops.example
+  teleop server --listen :7420 --cluster nats://10.0.0.5:4222,nats://10.0.0.6:4222 --node-name relay-1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("api-key") {
@@ -80,6 +87,10 @@ gracefully: sockets are closed with 1001 and clients reconnect elsewhere.`,
 	f.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&c.devAllowRemote, "dev-allow-remote", false, "in dev mode (no credentials), listen on a non-loopback address anyway")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful shutdown waits for REST requests in flight")
+	f.StringVar(&c.cluster.URLs, "cluster", "", "run as a node of a cluster sharing sessions through NATS with JetStream: nats://HOST:PORT[,…] (docs/cluster.md)")
+	f.StringVar(&c.cluster.NodeName, "node-name", "", "this node's name in the cluster, unique (default: the host name)")
+	f.StringVar(&c.cluster.Prefix, "cluster-prefix", relay.DefaultClusterPrefix, "prefix of the cluster's NATS subjects and key-value bucket (one cluster per prefix)")
+	f.DurationVar(&c.cluster.Heartbeat, "cluster-heartbeat", relay.DefaultHeartbeat, "how often a node tells the others it is alive; one silent for 3 heartbeats is taken for dead")
 	return cmd
 }
 
@@ -93,6 +104,9 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, c *serverConfig) e
 	}
 	dev := c.apiKey == "" && c.apiSecret == ""
 	switch {
+	case dev && c.cluster.URLs != "":
+		return errors.New("--cluster needs the api key and secret that every node shares: " +
+			"set TELEOP_API_KEY and TELEOP_API_SECRET (or --api-key/--api-secret)")
 	case dev:
 		if !isLoopback(c.listen) && !c.devAllowRemote {
 			return fmt.Errorf("dev mode (no api key and secret) listens only on loopback, not %q: "+
@@ -118,6 +132,16 @@ func runServer(ctx context.Context, stdout, stderr io.Writer, c *serverConfig) e
 
 	opts := c.opts
 	opts.APIKey, opts.APISecret, opts.Logger = c.apiKey, c.apiSecret, logger
+	if c.cluster.URLs != "" {
+		cl := c.cluster
+		if cl.NodeName == "" {
+			if cl.NodeName, err = os.Hostname(); err != nil {
+				return fmt.Errorf("--node-name: %w", err)
+			}
+		}
+		opts.Cluster = &cl
+		logger.Info("cluster node", "node", cl.NodeName, "nats", cl.URLs)
+	}
 	rl, err := relay.New(&opts)
 	if err != nil {
 		return err
