@@ -69,6 +69,10 @@ type cluster struct {
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue // guarded by mu; see bucket
 	subj string             // <prefix>.s.
+	// self is this node in events, entries and heartbeats: its name and
+	// a random suffix, so a node restarted under the same name is a new
+	// node and the others end the connections of the old one.
+	self string
 
 	inited    chan struct{} // closed once nc and js are set
 	ready     chan struct{} // closed once the first snapshot is loaded
@@ -169,6 +173,7 @@ func startCluster(s *Server, o ClusterOptions) (*cluster, error) {
 	}
 	cl := &cluster{
 		s: s, o: o, log: s.log.With("node", o.NodeName),
+		self:   o.NodeName + "~" + randomID(4),
 		subj:   o.Prefix + ".s.",
 		ready:  make(chan struct{}),
 		inited: make(chan struct{}),
@@ -332,7 +337,7 @@ func (cl *cluster) resync() error {
 	for _, c := range mine {
 		k := entryKey(c.sess.id, c.id)
 		c.mu.Lock()
-		e := c.entry(cl.o.NodeName)
+		e := c.entry(cl.self)
 		gone := c.gone
 		c.mu.Unlock()
 		if gone {
@@ -361,7 +366,7 @@ func (cl *cluster) resync() error {
 	// yet. It ends by its node's event, or, if its node is gone, by the
 	// grace period that the node's silence starts.
 	for _, e := range entries {
-		if e.Node == cl.o.NodeName {
+		if e.Node == cl.self {
 			continue
 		}
 		cl.applyCreated(&cmsg{K: "c", S: e.S, N: e.Node, ID: e.ID, Created: e.Created, Data: e.Data, Role: e.Role})
@@ -416,7 +421,7 @@ func (cl *cluster) put(ctx context.Context, c *conn, e centry) error {
 // publish sends an event of session sessionID to the other nodes. Without
 // NATS it is dropped: the re-sync on reconnect settles presence.
 func (cl *cluster) publish(sessionID string, m *cmsg) {
-	m.S, m.N = sessionID, cl.o.NodeName
+	m.S, m.N = sessionID, cl.self
 	b, err := json.Marshal(m)
 	if err != nil {
 		return
@@ -450,7 +455,7 @@ func (cl *cluster) joining(c *conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), kvTimeout)
 	defer cancel()
 	c.mu.Lock()
-	e := c.entry(cl.o.NodeName)
+	e := c.entry(cl.self)
 	c.mu.Unlock()
 	if err := cl.put(ctx, c, e); err != nil {
 		cl.log.Warn("cluster: could not record a connection", "err", err)
@@ -469,7 +474,7 @@ func (cl *cluster) rekeyed(c *conn) {
 		ctx, cancel := context.WithTimeout(context.Background(), kvTimeout)
 		defer cancel()
 		c.mu.Lock()
-		e, rev, gone := c.entry(cl.o.NodeName), c.kvRev, c.gone
+		e, rev, gone := c.entry(cl.self), c.kvRev, c.gone
 		c.mu.Unlock()
 		if gone {
 			return
@@ -511,7 +516,7 @@ func (cl *cluster) leaving(c *conn, graceEnd bool) bool {
 func (cl *cluster) onEvent(msg *nats.Msg) {
 	<-cl.ready
 	var m cmsg
-	if err := json.Unmarshal(msg.Data, &m); err != nil || m.S == "" || m.N == cl.o.NodeName {
+	if err := json.Unmarshal(msg.Data, &m); err != nil || m.S == "" || m.N == cl.self {
 		return
 	}
 	cl.applyMu.Lock()
@@ -714,7 +719,7 @@ func (cl *cluster) resume(sk *sock, key string, last uint64) *conn {
 		return nil
 	}
 	var ce centry
-	if json.Unmarshal(e.Value(), &ce) != nil || ce.Node == cl.o.NodeName ||
+	if json.Unmarshal(e.Value(), &ce) != nil || ce.Node == cl.self ||
 		subtle.ConstantTimeCompare([]byte(keyHash(secret)), []byte(ce.KeyHash)) != 1 {
 		return nil
 	}
@@ -722,7 +727,7 @@ func (cl *cluster) resume(sk *sock, key string, last uint64) *conn {
 	// The new key first, so the entry moves with it in one write.
 	newKey, newHash := clusterKey(connID, sessionID)
 	from := ce.Node
-	ce.Node, ce.KeyHash = cl.o.NodeName, newHash
+	ce.Node, ce.KeyHash = cl.self, newHash
 	b, _ := json.Marshal(ce)
 	rev, err := kv.Update(ctx, k, b, e.Revision())
 	if err != nil {
@@ -779,7 +784,7 @@ func (cl *cluster) resume(sk *sock, key string, last uint64) *conn {
 
 func (cl *cluster) onHeartbeat(msg *nats.Msg) {
 	var h hb
-	if json.Unmarshal(msg.Data, &h) != nil || h.N == "" || h.N == cl.o.NodeName {
+	if json.Unmarshal(msg.Data, &h) != nil || h.N == "" || h.N == cl.self {
 		return
 	}
 	if h.Bye {
@@ -800,7 +805,7 @@ func (cl *cluster) onHeartbeat(msg *nats.Msg) {
 // heartbeat says this node is alive and takes silent nodes for dead.
 func (cl *cluster) heartbeat() {
 	defer cl.wg.Done()
-	b, _ := json.Marshal(hb{N: cl.o.NodeName})
+	b, _ := json.Marshal(hb{N: cl.self})
 	t := time.NewTicker(cl.o.Heartbeat) // liveness between processes: wall clock
 	defer t.Stop()
 	for {
@@ -961,7 +966,7 @@ func (cl *cluster) close() {
 	cl.closing = true
 	cl.mu.Unlock()
 	if cl.up.Load() && !cl.isShut() {
-		b, _ := json.Marshal(hb{N: cl.o.NodeName, Bye: true})
+		b, _ := json.Marshal(hb{N: cl.self, Bye: true})
 		_ = cl.nc.Publish(cl.o.Prefix+".hb", b)
 		_ = cl.nc.Flush()
 	}

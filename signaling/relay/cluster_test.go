@@ -548,3 +548,24 @@ func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestClusterNodeRestartsUnderItsName: a node killed and restarted at once
+// under the same name is a new node: the connections of the old one end
+// after their grace period unless resumed (on the new node, here).
+func TestClusterNodeRestartsUnderItsName(t *testing.T) {
+	tc := newCluster(t, 2)
+	n1, n2 := tc.nodes[0], tc.nodes[1]
+	const sess = "restart"
+	x := tc.client(sess, "x", n1)
+	b := tc.client(sess, "b", n2)
+	eventuallyLong(t, "n2 knows x", func() bool { return knows(n2, sess, x) })
+	n1.kill()
+	n1again := tc.start("n1")
+	r := tc.client(sess, "r", n1again)
+	r.send(t, signaling.Signal{Type: "hi", To: b.ID()})
+	eventuallyLong(t, "b hears r on the new n1", func() bool { return len(b.signals("r", "hi")) == 1 })
+	eventuallyLong(t, "b sees x leave", func() bool { return b.count("destroyed x "+signaling.ReasonNetworkDisconnected) == 1 })
+	if known, _ := n1again.srv.KnowsForTest(sess, x.ID()); known {
+		t.Fatal("the restarted n1 still has x")
+	}
+}
