@@ -6,6 +6,11 @@
 // Clients and relay share the process (and its CPUs), so every number
 // includes the clients' cost too; latency is measured from just before the
 // sender's write to just after the receiver's read, on one monotonic clock.
+//
+// The latency and throughput workloads also run across the nodes of a
+// cluster (a Topology: relays in this process on a real nats-server),
+// with the sender on one node and the receivers on the others; RunCluster
+// runs them next to the single-relay runs (`teleop bench relay --cluster`).
 package relaybench
 
 import (
@@ -191,27 +196,35 @@ func (b *bench) token(session string) (string, error) {
 	return token.New(benchKey, benchSecret, session, &token.Options{TTL: time.Hour})
 }
 
-// dial connects to session and returns the socket and its connection ID.
-func (b *bench) dial(ctx context.Context, session string) (*websocket.Conn, string, error) {
+// peer is a client of a run: its socket, its connection ID and the
+// welcome it read.
+type peer struct {
+	ws      *websocket.Conn
+	id      string
+	welcome []byte
+}
+
+// dial connects to session and reads the welcome.
+func (b *bench) dial(ctx context.Context, session string) (*peer, error) {
 	tok, err := b.token(session)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	ws, _, err := websocket.DefaultDialer.DialContext(ctx, b.url+"?"+url.Values{"token": {tok}}.Encode(), nil)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	_, msg, err := ws.ReadMessage()
 	if err != nil {
 		ws.Close()
-		return nil, "", err
+		return nil, err
 	}
 	id := field(msg, `"connection":{"connectionId":"`)
 	if id == "" {
 		ws.Close()
-		return nil, "", fmt.Errorf("no connection ID in welcome %.200s", msg)
+		return nil, fmt.Errorf("no connection ID in welcome %.200s", msg)
 	}
-	return ws, id, nil
+	return &peer{ws: ws, id: id, welcome: msg}, nil
 }
 
 // field returns the string after marker up to the next quote.
@@ -233,22 +246,25 @@ var (
 )
 
 // RunLatency sends 1→1 signals at rate per second for d and measures the
-// time from the sender's write to the receiver's read.
+// time from the sender's write to the receiver's read, on one relay.
 func RunLatency(ctx context.Context, rate int, d time.Duration, dataBytes int) (*Latency, error) {
-	b, err := startRelay(relay.Options{})
+	return RunLatencyOn(ctx, Topology{}, rate, d, dataBytes)
+}
+
+// RunLatencyOn is RunLatency with the sender and the receiver where t
+// puts them: in a cluster, on two nodes.
+func RunLatencyOn(ctx context.Context, t Topology, rate int, d time.Duration, dataBytes int) (*Latency, error) {
+	l, err := startLayout(ctx, t, relay.Options{})
 	if err != nil {
 		return nil, err
 	}
-	defer b.close()
-	sender, _, err := b.dial(ctx, "latency")
+	defer l.close()
+	sp, rps, err := l.join(ctx, "latency", 1)
 	if err != nil {
 		return nil, err
 	}
+	sender, recv, recvID := sp.ws, rps[0].ws, rps[0].id
 	defer sender.Close()
-	recv, recvID, err := b.dial(ctx, "latency")
-	if err != nil {
-		return nil, err
-	}
 	defer recv.Close()
 
 	base := time.Now()
@@ -343,26 +359,31 @@ func digits(s string) string {
 const window = 256
 
 // RunThroughput has one sender send as fast as the receivers keep up for d:
-// to the one receiver (receivers == 1) or broadcast to all of them.
+// to the one receiver (receivers == 1) or broadcast to all of them, on one
+// relay.
 func RunThroughput(ctx context.Context, receivers int, d time.Duration, dataBytes int) (*Throughput, error) {
-	b, err := startRelay(relay.Options{MaxConnectionsPerSession: receivers + 1})
+	return RunThroughputOn(ctx, Topology{}, receivers, d, dataBytes)
+}
+
+// RunThroughputOn is RunThroughput with the sender and the receivers where
+// t puts them: in a cluster, the receivers on other nodes than the sender.
+func RunThroughputOn(ctx context.Context, t Topology, receivers int, d time.Duration, dataBytes int) (*Throughput, error) {
+	l, err := startLayout(ctx, t, relay.Options{MaxConnectionsPerSession: receivers + 1})
 	if err != nil {
 		return nil, err
 	}
-	defer b.close()
-	session := fmt.Sprintf("tp-%d", receivers)
-	sender, _, err := b.dial(ctx, session)
+	defer l.close()
+	sp, rps, err := l.join(ctx, fmt.Sprintf("tp-%d", receivers), receivers)
 	if err != nil {
 		return nil, err
 	}
+	sender := sp.ws
 	defer sender.Close()
 	socks := make([]*websocket.Conn, receivers)
 	ids := make([]string, receivers)
-	for i := range socks {
-		if socks[i], ids[i], err = b.dial(ctx, session); err != nil {
-			return nil, err
-		}
-		defer socks[i].Close()
+	for i, p := range rps {
+		socks[i], ids[i] = p.ws, p.id
+		defer p.ws.Close()
 	}
 	to := ""
 	if receivers == 1 {

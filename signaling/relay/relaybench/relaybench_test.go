@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/teleop/teleop/internal/natstest"
 )
 
 // TestRunSmoke runs every measurement briefly and checks outcomes only.
@@ -20,17 +22,46 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-func BenchmarkRelayLatency(b *testing.B) { benchLatency(b, 100) }
+// TestRunClusterSmoke runs the cluster comparison briefly on three nodes
+// (receivers on two of them) and checks outcomes only.
+func TestRunClusterSmoke(t *testing.T) {
+	ns := natstest.ForTest(t)
+	res, err := RunCluster(context.Background(), &ClusterOptions{
+		Duration: 200 * time.Millisecond, Fanouts: []int{3}, Nodes: 3, NATS: ns.URL(), Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := res.Latency
+	if l.Single.Samples == 0 || l.Cross.Samples == 0 || l.P50Ratio == 0 || len(res.Throughput) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	if tp := res.Throughput[0]; tp.Receivers != 3 || tp.Single.Delivered == 0 || tp.Cross.Delivered == 0 || tp.Ratio == 0 {
+		t.Fatalf("throughput %+v", tp)
+	}
+}
+
+func BenchmarkRelayLatency(b *testing.B) { benchLatency(b, Topology{}, 100) }
+
+// BenchmarkRelayLatencyCrossNode is BenchmarkRelayLatency with the sender
+// and the receiver on two nodes of a cluster on a real nats-server.
+func BenchmarkRelayLatencyCrossNode(b *testing.B) { benchLatency(b, crossNode(b, 2), 100) }
 
 // BenchmarkRelayLatency8KB is the latency of signals with the largest data
 // the relay accepts (signaling.MaxDataBytes).
-func BenchmarkRelayLatency8KB(b *testing.B) { benchLatency(b, 8192) }
+func BenchmarkRelayLatency8KB(b *testing.B) { benchLatency(b, Topology{}, 8192) }
 
-func benchLatency(b *testing.B, dataBytes int) {
+// crossNode starts a nats-server for b (skipped without one, unless
+// TELEOP_REQUIRE_BROKERS=1) and returns a cluster of n nodes on it.
+func crossNode(b *testing.B, n int) Topology {
+	return Topology{NATS: natstest.ForTest(b).URL(), Nodes: n}
+}
+
+func benchLatency(b *testing.B, t Topology, dataBytes int) {
 	// b.N signals at 1 kHz; ns/op is the pacing, the metrics are the point.
 	d := time.Duration(b.N) * time.Millisecond
 	b.ResetTimer()
-	l, err := RunLatency(context.Background(), 1000, d, dataBytes)
+	l, err := RunLatencyOn(context.Background(), t, 1000, d, dataBytes)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -41,15 +72,27 @@ func benchLatency(b *testing.B, dataBytes int) {
 
 func BenchmarkRelayThroughput(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("1to%d", n), func(b *testing.B) {
-			tp, err := RunThroughput(context.Background(), n, time.Second, 100)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(tp.DeliveredPerS, "deliveries/s")
-			b.ReportMetric(0, "ns/op")
-		})
+		b.Run(fmt.Sprintf("1to%d", n), func(b *testing.B) { benchThroughput(b, Topology{}, n) })
 	}
+}
+
+// BenchmarkRelayThroughputCrossNode is BenchmarkRelayThroughput with the
+// sender on one node of a cluster and the receivers on another (or, for
+// 3nodes, spread over two others).
+func BenchmarkRelayThroughputCrossNode(b *testing.B) {
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("1to%d", n), func(b *testing.B) { benchThroughput(b, crossNode(b, 2), n) })
+	}
+	b.Run("3nodes-1to10", func(b *testing.B) { benchThroughput(b, crossNode(b, 3), 10) })
+}
+
+func benchThroughput(b *testing.B, t Topology, receivers int) {
+	tp, err := RunThroughputOn(context.Background(), t, receivers, time.Second, 100)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(tp.DeliveredPerS, "deliveries/s")
+	b.ReportMetric(0, "ns/op")
 }
 
 func BenchmarkRelayIdleMemory(b *testing.B) {
