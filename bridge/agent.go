@@ -250,15 +250,18 @@ func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc,
 	workers.Wait()
 	a.wg.Wait()
 
-	// 2. Stop every device, all at once: Close sends STOP first, after
-	// anything already on the wire, then closes the port.
+	// 2. Stop every device, all at once: Close sends STOP first (unless
+	// safety.stop_on_shutdown is off), after anything already on the
+	// wire, then closes the port.
 	var closing sync.WaitGroup
 	for _, d := range a.devs {
 		if dev := d.device(); dev != nil {
 			closing.Add(1)
 			go func() {
 				defer closing.Done()
-				d.log.Info("stop", "why", "shutdown")
+				if *dev.Config().StopOnClose {
+					d.log.Info("stop", "why", "shutdown")
+				}
 				dev.Close()
 			}()
 		}

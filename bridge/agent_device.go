@@ -136,8 +136,12 @@ func deviceCommand(p Protocol, text string) devices.Command {
 }
 
 // open opens the device; its callbacks run on the device's goroutines.
+// safety.stop_on_shutdown decides whether the device's Close, at the end
+// of Run, stops the robot.
 func (d *agentDevice) open(ctx context.Context) error {
 	dc := deviceConfig(d.cfg)
+	stop := d.a.cfg.Safety.StopOnShutdown == nil || *d.a.cfg.Safety.StopOnShutdown // unset: stop
+	dc.StopOnClose = &stop
 	opts := devices.Options{Logger: d.a.baseLog, Clock: d.a.clk}
 	if d.a.opts.Device != nil {
 		d.a.opts.Device(d.name, &dc, &opts)

@@ -69,6 +69,12 @@ type Config struct {
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	BackoffMax time.Duration `yaml:"backoff_max"`
 
+	// StopOnClose: Close (and the end of Open's context) sends STOP (raw:
+	// the stop line) before closing the port, if the link is up; nil means
+	// true. false leaves the robot with its last command: a teleop/1
+	// firmware's watchdog still stops it wdog_ms later if it was moving.
+	StopOnClose *bool `yaml:"stop_on_close"`
+
 	// Raw configures ProtocolRaw.
 	Raw RawConfig `yaml:"raw"`
 }
@@ -227,6 +233,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Retries == 0 {
 		c.Retries = DefaultRetries
+	}
+	if c.StopOnClose == nil {
+		stop := true
+		c.StopOnClose = &stop
 	}
 	def(&c.BootWait, DefaultBootWait)
 	def(&c.CommandTimeout, DefaultCommandTimeout)

@@ -79,8 +79,8 @@ type Device struct {
 // they fail with ErrNotReady until the handshake is done.
 //
 // ctx bounds the device's life: when it is done the device stops the robot
-// (STOP, if the link is up), closes the port and ends, as Close does. Close
-// must still be called to wait for that.
+// (STOP, if the link is up and Config.StopOnClose is not off), closes the
+// port and ends, as Close does. Close must still be called to wait for that.
 func Open(ctx context.Context, cfg Config, opts *Options) (*Device, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("device config: %w", err)
@@ -300,9 +300,10 @@ func (d *Device) Clear(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// Close stops the robot (STOP, if the link is up, bounded by the command
-// timeout and its retries), closes the port and returns once every goroutine
-// has finished. Commands still waiting fail with ErrClosed.
+// Close stops the robot (STOP, if the link is up and Config.StopOnClose is
+// not off, bounded by the command timeout and its retries), closes the port
+// and returns once every goroutine has finished. Commands still waiting
+// fail with ErrClosed.
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		d.cancel()

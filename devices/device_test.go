@@ -839,6 +839,40 @@ func TestCloseSendsStop(t *testing.T) {
 	}
 }
 
+// With StopOnClose off, Close closes the port without sending STOP (the
+// agent's safety.stop_on_shutdown: false).
+func TestCloseWithoutStop(t *testing.T) {
+	dev := newFakeDev(t)
+	cfg := testConfig(dev.Path())
+	off := false
+	cfg.StopOnClose = &off
+	h := openDevice(t, cfg, nil)
+	h.waitState(t, StateReady)
+	if res, err := h.d.Do(ctxT(t), Cmd("PING")); err != nil || res.Status != StatusOK {
+		t.Fatalf("PING = %+v, %v", res, err)
+	}
+	from := dev.got.len()
+	if err := h.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState(t, StateClosed)
+	h.logs.wait(t, "the log saying so", has("closing without a stop"))
+	// The port is free again: a line written now arrives after anything
+	// Close wrote.
+	p, err := OpenPort(dev.Path(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if _, err := p.Write([]byte("9 PING\n")); err != nil {
+		t.Fatal(err)
+	}
+	i := dev.got.waitFrom(t, from, "the marker", eq("9 PING"))
+	if got := dev.got.all()[from:i]; len(got) != 0 {
+		t.Errorf("Close wrote %q, want nothing", got)
+	}
+}
+
 func TestOpenContextEndsDevice(t *testing.T) {
 	dev := newFakeDev(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -305,7 +305,8 @@ func (d *Device) internal(ctx context.Context, c *conn, cmd Command, tries int, 
 }
 
 // finalStop sends STOP on the way out (Close or the Open context ending),
-// if the link is up: invariant 1, a host that goes away stops the robot.
+// if the link is up: invariant 1, a host that goes away stops the robot,
+// unless Config.StopOnClose is off.
 func (d *Device) finalStop(c *conn) {
 	d.mu.Lock()
 	up := d.ready
@@ -315,6 +316,10 @@ func (d *Device) finalStop(c *conn) {
 	d.closed = true // from now on only the STOP below goes out
 	d.mu.Unlock()
 	if !up {
+		return
+	}
+	if !*d.cfg.StopOnClose {
+		d.log.Warn("closing without a stop (stop on close is off): the robot keeps its last command")
 		return
 	}
 	cmd := Cmd("STOP")
