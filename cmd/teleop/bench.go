@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -34,6 +35,7 @@ func newBenchCmd() *cobra.Command {
 func newBenchRelayCmd(bf *benchFlags) *cobra.Command {
 	var o relaybench.Options
 	var cf compareFlags
+	var cl clusterFlags
 	cmd := &cobra.Command{
 		Use:   "relay",
 		Short: "Relay latency, throughput and memory per idle connection, over loopback",
@@ -49,12 +51,25 @@ The machine's load matters: run it two or three times.
 --compare runs this binary as "teleop server", mosquitto and nats-server instead, each a
 process on a free 127.0.0.1 port, through the same workloads (payloads of 100 B and 8 KB,
 fan-out to 10 and 100, server RSS per idle connection), and prints them side by side with
-each one's ratio to teleop server, plus a PNG chart of the latency distributions (--chart).`,
+each one's ratio to teleop server, plus a PNG chart of the latency distributions (--chart).
+
+--cluster runs the latency and broadcast (--fanouts, default 10) workloads twice, workload by
+workload: on one relay, then with the sender on one node of a cluster and the receivers on the
+other --nodes (relays in this process, sharing sessions through a nats-server that the bench
+starts on a free 127.0.0.1 port), and prints them side by side with the ratio cross/single.
+It needs nats-server (Debian package nats-server).`,
 		Example: `  teleop bench relay
   teleop bench relay --duration 2s --fanouts 10 --conns 1000 --json
-  teleop bench relay --compare --chart compare.png`,
+  teleop bench relay --compare --chart compare.png
+  teleop bench relay --cluster --nodes 3 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cl.on {
+				return runBenchCluster(cmd, bf, &o, &cl)
+			}
+			if cmd.Flags().Changed("nodes") {
+				return errors.New("--nodes goes with --cluster")
+			}
 			if cf.on {
 				return runBenchCompare(cmd, bf, &o, &cf)
 			}
@@ -85,6 +100,7 @@ each one's ratio to teleop server, plus a PNG chart of the latency distributions
 	f.IntSliceVar(&o.Fanouts, "fanouts", []int{1, 10, 100}, "receivers of the throughput runs (1 is a signal to one connection)")
 	f.IntVar(&o.IdleConns, "conns", 5000, "idle connections of the memory run (-1 skips it)")
 	addCompareFlags(cmd, &cf)
+	addClusterFlags(cmd, &cl)
 	return cmd
 }
 
