@@ -3,8 +3,14 @@ package relaybench
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/teleop/teleop/internal/natstest"
 )
@@ -104,4 +110,72 @@ func BenchmarkRelayIdleMemory(b *testing.B) {
 	b.ReportMetric(m.HeapPerConn, "heap-bytes/conn")
 	b.ReportMetric(m.StackPerConn, "stack-bytes/conn")
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkNATSLatencyFloor is what a cross-node signal cannot go below on
+// NATS: a message from one nats.go connection to an async subscription of
+// another, both in this process, through the same kind of nats-server, at
+// 1 kHz, 200 bytes (a cluster event with 100 bytes of signal data), timed
+// as RunLatency times a signal. The relay's cross-node path is this plus a
+// relay's work on each side (docs/benchmarks.md).
+func BenchmarkNATSLatencyFloor(b *testing.B) {
+	url := natstest.ForTest(b).URL()
+	pub, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	base := time.Now()
+	const warmup = 200 * time.Millisecond
+	var mu sync.Mutex
+	var samples []time.Duration
+	if _, err := sub.Subscribe("floor", func(m *nats.Msg) {
+		now := time.Since(base)
+		sent, err := strconv.ParseInt(digits(string(m.Data)), 10, 64)
+		if err != nil || time.Duration(sent) < warmup {
+			return
+		}
+		mu.Lock()
+		samples = append(samples, now-time.Duration(sent))
+		mu.Unlock()
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil { // the subscription is in place
+		b.Fatal(err)
+	}
+	pad := []byte("-" + strings.Repeat("x", 180))
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	b.ResetTimer()
+	end := time.Now().Add(warmup + time.Duration(b.N)*time.Millisecond)
+	var buf []byte
+	for time.Now().Before(end) {
+		<-tick.C
+		buf = append(strconv.AppendInt(buf[:0], int64(time.Since(base)), 10), pad...)
+		if err := pub.Publish("floor", buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil { // every message is in
+		b.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(samples) == 0 {
+		b.Fatal("no samples")
+	}
+	slices.Sort(samples)
+	q := func(p float64) time.Duration { return samples[min(len(samples)-1, int(p*float64(len(samples))))] }
+	b.ReportMetric(float64(q(0.50).Microseconds()), "p50-µs")
+	b.ReportMetric(float64(q(0.99).Microseconds()), "p99-µs")
+	b.ReportMetric(float64(q(0.999).Microseconds()), "p99.9-µs")
 }
