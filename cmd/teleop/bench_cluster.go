@@ -84,7 +84,7 @@ func printClusterBench(w io.Writer, r *relaybench.ClusterResult, d time.Duration
 	fmt.Fprintf(tw, "latency 1→1 p50\t%s\t%s\t×%.2f\n", dur(l.Single.P50), dur(l.Cross.P50), l.P50Ratio)
 	fmt.Fprintf(tw, "latency 1→1 p99\t%s\t%s\t×%.2f\n", dur(l.Single.P99), dur(l.Cross.P99), l.P99Ratio)
 	fmt.Fprintf(tw, "latency 1→1 p99.9\t%s\t%s\t×%.2f\n", dur(l.Single.P999), dur(l.Cross.P999), l.P999Ratio)
-	fmt.Fprintf(tw, "  signals at %d/s\t%d\t%d\n", l.Single.Rate, l.Single.Samples, l.Cross.Samples)
+	fmt.Fprintf(tw, "latency samples\t%d\t%d\tat %d/s\n", l.Single.Samples, l.Cross.Samples, l.Single.Rate)
 	for _, t := range r.Throughput {
 		kind := "broadcast"
 		if t.Receivers == 1 {
