@@ -511,6 +511,34 @@ func (cl *cluster) leaving(c *conn, graceEnd bool) bool {
 	return true
 }
 
+// signalUnheard sends m, a signal for a connection (or a session) this node
+// has not heard of, if the bucket knows it: it may have joined another node
+// a moment ago. 404 otherwise.
+func (cl *cluster) signalUnheard(sessionID string, m *cmsg) (int, string) {
+	kv := cl.bucket()
+	if cl.up.Load() && kv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), kvTimeout)
+		defer cancel()
+		found := false
+		if m.To != "" {
+			_, err := kv.Get(ctx, entryKey(sessionID, m.To))
+			found = err == nil
+		} else if l, err := kv.ListKeysFiltered(ctx, encSession(sessionID)+".*"); err == nil {
+			for range l.Keys() {
+				found = true
+			}
+		}
+		if found {
+			cl.publish(sessionID, m)
+			return signaling.CodeOK, ""
+		}
+	}
+	if m.To != "" {
+		return signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", m.To)
+	}
+	return signaling.CodeNotFound, fmt.Sprintf("session %s has no connections", sessionID)
+}
+
 // ---- events from other nodes ----
 
 func (cl *cluster) onEvent(msg *nats.Msg) {

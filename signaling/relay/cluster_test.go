@@ -569,3 +569,27 @@ func TestClusterNodeRestartsUnderItsName(t *testing.T) {
 		t.Fatal("the restarted n1 still has x")
 	}
 }
+
+// TestClusterSignalsRightAfterARemoteJoin: a connection that joined another
+// node a moment ago (its node has not told the sender's node yet) already
+// gets broadcasts, and a signal sent to it is delivered, not refused.
+func TestClusterSignalsRightAfterARemoteJoin(t *testing.T) {
+	tc := newCluster(t, 2)
+	n1, n2 := tc.nodes[0], tc.nodes[1]
+	const sess = "right-after"
+	s := tc.client(sess, "s", n1)
+	unheard := 0
+	defer func() { t.Logf("n1 had not heard of the newcomer yet in %d of 10 rounds", unheard) }()
+	for i := range 10 {
+		name := fmt.Sprintf("x%d", i)
+		x := tc.client(sess, name, n2)
+		if !knows(n1, sess, x) {
+			unheard++
+		}
+		s.send(t, signaling.Signal{Type: "to", To: x.ID()})
+		s.send(t, signaling.Signal{Type: "all"})
+		eventuallyLong(t, name+" has both", func() bool {
+			return len(x.signals("s", "to")) == 1 && len(x.signals("s", "all")) == 1
+		})
+	}
+}

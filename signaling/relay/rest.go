@@ -113,16 +113,20 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sessionID, to := r.PathValue("sessionId"), r.PathValue("connectionId")
-	sess := s.session(sessionID, false)
-	if sess == nil {
-		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("session %s has no connections", sessionID))
-		return
-	}
 	if to != "" && !validConnectionID(to) {
 		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("connection %s is not connected to the session", to))
 		return
 	}
-	code, msg := s.signal(sess, nil, to, typ, data, 0)
+	var code int
+	var msg string
+	if sess := s.session(sessionID, false); sess != nil {
+		code, msg = s.signal(sess, nil, to, typ, data, 0)
+	} else if s.cl != nil {
+		// Not heard of here yet; another node may have it.
+		code, msg = s.cl.signalUnheard(sessionID, &cmsg{K: "s", Type: typ, Data: data, To: to})
+	} else {
+		code, msg = signaling.CodeNotFound, fmt.Sprintf("session %s has no connections", sessionID)
+	}
 	if code != signaling.CodeOK {
 		writeJSONError(w, code, msg)
 		return

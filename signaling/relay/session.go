@@ -501,40 +501,54 @@ func (s *Server) signal(sess *session, from *conn, to, typ, data string, queuedM
 	if to != "" && !validConnectionID(to) {
 		return signaling.CodeInvalid, "the to field is not a connection ID"
 	}
+	var fromID string
+	if from != nil {
+		fromID = from.id
+	}
+	m := &cmsg{K: "s", ID: fromID, Type: typ, Data: data, To: to, Queued: queuedMs}
+	code, msg, unknown := s.signalLocked(sess, from, m)
+	if unknown && s.cl != nil {
+		// A connection this node has not heard of yet may have joined
+		// another node a moment ago: the cluster's record decides.
+		return s.cl.signalUnheard(sess.id, m)
+	}
+	return code, msg
+}
+
+// signalLocked delivers m to this node's receivers and, in a cluster,
+// publishes it for the others': every broadcast (a connection that joined
+// another node a moment ago is a receiver too), and a signal to another
+// node's connection. unknown reports a `to` this node does not know.
+func (s *Server) signalLocked(sess *session, from *conn, m *cmsg) (code int, msg string, unknown bool) {
 	sess.mu.RLock()
 	defer sess.mu.RUnlock()
 	if sess.dead {
-		return signaling.CodeNotFound, "the session has no connections"
+		return signaling.CodeNotFound, "the session has no connections", s.cl != nil && m.To == ""
 	}
 	if from != nil {
 		from.mu.Lock()
 		gone := from.gone
 		from.mu.Unlock()
 		if gone {
-			return signaling.CodeNotConnected, "this connection has left the session"
+			return signaling.CodeNotConnected, "this connection has left the session", false
 		}
 	}
-	ev := newSignalEvent(typ, data, from, to, s.clock.Now().UnixNano(), queuedMs)
-	remote := false
-	if to != "" {
-		target := sess.byID[to]
+	ev := newSignalEvent(m.Type, m.Data, from, m.To, s.clock.Now().UnixNano(), m.Queued)
+	publish := s.cl != nil && m.To == ""
+	if m.To != "" {
+		target := sess.byID[m.To]
 		if target == nil {
-			return signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", to)
+			return signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", m.To), true
 		}
 		s.deliver(target, ev)
-		remote = target.node != ""
+		publish = target.node != ""
 	} else {
-		for _, m := range sess.members {
-			s.deliver(m, ev)
-			remote = remote || m.node != ""
+		for _, c := range sess.members {
+			s.deliver(c, ev)
 		}
 	}
-	if remote {
-		var fromID string
-		if from != nil {
-			fromID = from.id
-		}
-		s.cl.publish(sess.id, &cmsg{K: "s", ID: fromID, Type: typ, Data: data, To: to, Queued: queuedMs})
+	if publish {
+		s.cl.publish(sess.id, m)
 	}
-	return signaling.CodeOK, ""
+	return signaling.CodeOK, "", false
 }
