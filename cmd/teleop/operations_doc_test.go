@@ -12,7 +12,7 @@ import (
 
 // pendingFlags are flags the operations guide documents that are wired by
 // another change; remove an entry once its flag exists.
-var pendingFlags = map[string]string{"relay --cluster": "the cluster benchmark (issue 8) is being added"}
+var pendingFlags = map[string]string{}
 
 // TestOperationsCommands: every teleop command in docs/operations.md and
 // docs/cluster.md (code blocks and inline code) and in the systemd units' ExecStart parses with
