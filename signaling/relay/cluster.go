@@ -592,10 +592,7 @@ func (cl *cluster) applyCreated(m *cmsg) *conn {
 		for _, mm := range sess.members {
 			s.deliver(mm, ev)
 		}
-		members := make([]*conn, len(sess.members), len(sess.members)+1)
-		copy(members, sess.members)
-		sess.members = append(members, c)
-		sess.byID[c.id] = c
+		sess.addLocked(c)
 		s.metrics.remoteConnections.Add(1)
 		sess.mu.Unlock()
 		cl.heardOf(m.N)
@@ -629,13 +626,9 @@ func (cl *cluster) applyDestroyed(m *cmsg) {
 		// node was cut off from NATS longer than the grace period).
 		sk = s.removeLocked(sess, c, m.Reason, false)
 	}
-	dead := sess.dead
-	sess.mu.Unlock()
+	s.unlockAndDrop(sess)
 	if sk != nil {
 		sk.shutdown(whyNetwork)
-	}
-	if dead {
-		s.dropSession(sess)
 	}
 }
 
@@ -779,10 +772,7 @@ func (cl *cluster) resume(sk *sock, key string, last uint64) *conn {
 		if c == nil {
 			c = &conn{id: connID, created: ce.Created, data: ce.Data, role: role, sess: sess}
 			c.info = appendConnection(nil, c.id, c.created, c.data)
-			members := make([]*conn, len(sess.members), len(sess.members)+1)
-			copy(members, sess.members)
-			sess.members = append(members, c)
-			sess.byID[c.id] = c
+			sess.addLocked(c)
 		} else {
 			c.stopOrphanLocked()
 			s.metrics.remoteConnections.Add(-1)
@@ -955,14 +945,10 @@ func (cl *cluster) orphanExpired(c *conn, node string) {
 		return
 	}
 	s.removeLocked(sess, c, signaling.ReasonNetworkDisconnected, false)
-	dead := sess.dead
 	if announce {
 		cl.publish(sess.id, &cmsg{K: "d", ID: c.id, Reason: signaling.ReasonNetworkDisconnected})
 	}
-	sess.mu.Unlock()
-	if dead {
-		s.dropSession(sess)
-	}
+	s.unlockAndDrop(sess)
 }
 
 // ---- health and shutdown ----

@@ -59,6 +59,14 @@ type conn struct {
 	keyHash    string      // guarded by mu: cluster: hash of resumeKey's secret
 }
 
+// addLocked makes c a member. sess.mu must be held for writing.
+func (sess *session) addLocked(c *conn) {
+	members := make([]*conn, len(sess.members), len(sess.members)+1)
+	copy(members, sess.members)
+	sess.members = append(members, c)
+	sess.byID[c.id] = c
+}
+
 func (c *conn) connection() signaling.Connection {
 	return signaling.Connection{ConnectionID: c.id, CreationTime: c.created, Data: c.data}
 }
@@ -176,10 +184,7 @@ func (s *Server) join(sk *sock, claims *token.Claims) (*conn, error) {
 		for _, m := range sess.members {
 			s.deliver(m, created)
 		}
-		members := make([]*conn, len(sess.members), len(sess.members)+1)
-		copy(members, sess.members)
-		sess.members = append(members, c)
-		sess.byID[c.id] = c
+		sess.addLocked(c)
 		s.metrics.connections.Add(1)
 
 		c.mu.Lock()
@@ -367,6 +372,16 @@ func (s *Server) removeLocked(sess *session, c *conn, reason string, announce bo
 	return sk
 }
 
+// unlockAndDrop unlocks sess (held for writing) and forgets it if its last
+// member left.
+func (s *Server) unlockAndDrop(sess *session) {
+	dead := sess.dead
+	sess.mu.Unlock()
+	if dead {
+		s.dropSession(sess)
+	}
+}
+
 // remove takes c out of its session (see removeLocked). When onlyIf is not
 // nil, it does so only while c is attached to that socket.
 func (s *Server) remove(c *conn, reason string, onlyIf *sock) *sock {
@@ -385,11 +400,7 @@ func (s *Server) remove(c *conn, reason string, onlyIf *sock) *sock {
 		}
 	}
 	sk := s.removeLocked(sess, c, reason, true)
-	dead := sess.dead
-	sess.mu.Unlock()
-	if dead {
-		s.dropSession(sess)
-	}
+	s.unlockAndDrop(sess)
 	return sk
 }
 
@@ -444,11 +455,7 @@ func (s *Server) graceEnded(c *conn, gen uint64) {
 		return
 	}
 	s.removeLocked(sess, c, signaling.ReasonNetworkDisconnected, true)
-	dead := sess.dead
-	sess.mu.Unlock()
-	if dead {
-		s.dropSession(sess)
-	}
+	s.unlockAndDrop(sess)
 	s.log.Debug("grace period ended", "session", sess.id, "connection", c.id)
 }
 
@@ -482,14 +489,10 @@ func (s *Server) forceDisconnect(sessionID, id string) bool {
 		}
 	}
 	sk := s.removeLocked(sess, c, signaling.ReasonForceDisconnected, true)
-	dead := sess.dead
-	sess.mu.Unlock()
+	s.unlockAndDrop(sess)
 	if sk != nil {
 		sk.enqueue(item{ev: disconnectedFrame(signaling.ReasonForceDisconnected)})
 		sk.shutdown(whyForceDisconnected)
-	}
-	if dead {
-		s.dropSession(sess)
 	}
 	return true
 }
