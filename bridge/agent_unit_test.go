@@ -124,6 +124,35 @@ func TestThrottle(t *testing.T) {
 	if out := th.flush(t0.Add(400 * time.Millisecond)); out != nil {
 		t.Fatalf("flush with nothing held: %q", out)
 	}
+	// Due at 400 ms. Up to a tenth of the interval early goes out at once,
+	// and the next one is due a whole interval after 400 ms, not after
+	// when it went.
+	if out, _ := th.offer([]byte("4"), t0.Add(385*time.Millisecond)); string(out) != "4" {
+		t.Fatalf("15 ms early: %q, want it sent", out)
+	}
+	if out, wait := th.offer([]byte("5"), t0.Add(575*time.Millisecond)); out != nil || wait != 25*time.Millisecond {
+		t.Fatalf("25 ms early: %q, wait %v; want it held until 600 ms", out, wait)
+	}
+	if out := th.flush(t0.Add(600 * time.Millisecond)); string(out) != "5" {
+		t.Fatalf("flush: %q", out)
+	}
+	// A device at exactly the configured rate, its clock a little fast:
+	// every item goes at once, and over time no more than one per interval.
+	sent := 0
+	for i := 1; i <= 100; i++ {
+		at := t0.Add(600*time.Millisecond + time.Duration(i)*199*time.Millisecond)
+		if out, _ := th.offer([]byte("x"), at); out != nil {
+			sent++
+		} else if out := th.flush(th.next); out != nil {
+			sent++
+		}
+	}
+	if sent != 100 {
+		t.Errorf("%d of 100 items at 199 ms went, want all (the timer's included)", sent)
+	}
+	if end := t0.Add(600*time.Millisecond + 100*199*time.Millisecond); th.next.Before(end) {
+		t.Errorf("after 100 items in %v the next is due at %v: faster than one per interval", end.Sub(t0), th.next.Sub(t0))
+	}
 	every := throttle{}
 	for i := range 3 {
 		if out, _ := every.offer([]byte("x"), t0); out == nil {

@@ -45,12 +45,18 @@ func telemetryJSON(dst []byte, device string, t devices.Telemetry) []byte {
 	return append(dst, '}')
 }
 
-// throttle lets at most one item through per interval and keeps the newest
-// of those that came too early, to be sent when the interval has passed
-// (outputs.telemetry_interval, per device). Guarded by its owner's mutex.
+// throttle lets one item through per interval, on average, and keeps the
+// newest of those that came too early, to be sent when the interval has
+// passed (outputs.telemetry_interval, per device). An item up to a tenth of
+// an interval early goes out at once: a device sending at exactly the
+// configured rate drifts against the host's clock, and holding such an
+// item back for a moment would cost a timer and a wake-up each time. The
+// schedule then moves on by a whole interval from when the item was due,
+// so the rate over any longer stretch stays at or under one per interval.
+// Guarded by its owner's mutex.
 type throttle struct {
 	interval time.Duration
-	last     time.Time // when one last went out
+	next     time.Time // when the next item is due; zero before the first
 	pending  []byte    // the newest held back; nil when none
 	armed    bool      // a timer will flush pending
 }
@@ -58,8 +64,8 @@ type throttle struct {
 // offer decides about data arriving at now: send it now (out non-nil), or
 // hold it (wait > 0: arm a timer for that long, unless one is armed).
 func (th *throttle) offer(data []byte, now time.Time) (out []byte, wait time.Duration) {
-	if th.interval <= 0 || th.last.IsZero() || now.Sub(th.last) >= th.interval {
-		th.last, th.pending = now, nil
+	if th.interval <= 0 || th.next.IsZero() || !now.Before(th.next.Add(-th.interval/10)) {
+		th.sent(now)
 		return data, 0
 	}
 	th.pending = data
@@ -67,7 +73,16 @@ func (th *throttle) offer(data []byte, now time.Time) (out []byte, wait time.Dur
 		return nil, 0
 	}
 	th.armed = true
-	return nil, th.interval - now.Sub(th.last)
+	return nil, th.next.Sub(now)
+}
+
+// sent records an item going out at now.
+func (th *throttle) sent(now time.Time) {
+	due := th.next
+	if due.Before(now.Add(-th.interval/10)) || due.IsZero() {
+		due = now // late (or the first): the schedule starts again from now
+	}
+	th.next, th.pending = due.Add(th.interval), nil
 }
 
 // flush is the timer's turn: the held item, if any, goes out now.
@@ -75,7 +90,7 @@ func (th *throttle) flush(now time.Time) []byte {
 	th.armed = false
 	out := th.pending
 	if out != nil {
-		th.last, th.pending = now, nil
+		th.sent(now)
 	}
 	return out
 }

@@ -188,6 +188,15 @@ func TestAgentSIGTERM(t *testing.T) {
 	}
 	before := robot.State()
 
+	// It re-executed itself, same PID, with the steady sysmon setting.
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(environ), "GODEBUG="+steadySysmon) {
+		t.Errorf("the agent runs without GODEBUG=%s", steadySysmon)
+	}
+
 	// Metrics are served while it runs.
 	m := regexp.MustCompile(`url=(http://\S+/metrics)`).FindStringSubmatch(errOut.String())
 	if m == nil {

@@ -11,6 +11,7 @@ import (
 )
 
 func main() {
+	reexecAgent(os.Args, os.Environ())
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "teleop:", err)
 		os.Exit(1)

@@ -773,17 +773,31 @@ func (cl *cluster) resume(sk *sock, key string, last uint64) *conn {
 			c = &conn{id: connID, created: ce.Created, data: ce.Data, role: role, sess: sess}
 			c.info = appendConnection(nil, c.id, c.created, c.data)
 			sess.addLocked(c)
-		} else {
+		} else if c.node != "" {
 			c.stopOrphanLocked()
 			s.metrics.remoteConnections.Add(-1)
+		} else {
+			// Ours, as far as we knew: the bucket says it moved away and
+			// the "moved" is still on its way. This socket wins.
+			c.mu.Lock()
+			if old := c.sock; old != nil {
+				old.shutdown(whySuperseded)
+			}
+			c.stopGraceLocked()
+			c.ring.release()
+			c.mu.Unlock()
+			s.metrics.connections.Add(-1)
 		}
 		c.node = ""
 		s.metrics.connections.Add(1)
 		c.mu.Lock()
 		c.sock = sk
 		c.seq = last // the client's numbering goes on from what it processed
-		c.kvRev, c.keyHash, c.resumeKey = rev, newHash, newKey
 		s.keysMu.Lock()
+		if c.resumeKey != "" {
+			delete(s.keys, c.resumeKey)
+		}
+		c.kvRev, c.keyHash, c.resumeKey = rev, newHash, newKey
 		s.keys[newKey] = c
 		s.keysMu.Unlock()
 		w := s.welcome(sess, c, true, 0, true)

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"syscall"
+)
+
+// steadySysmon is the GODEBUG setting `teleop agent` runs with: a
+// scheduler trace every 2^31-1 ms (24.8 days), which the agent does not
+// want for itself. What it wants is the side effect: while a trace is due,
+// the Go runtime's monitor thread (sysmon) never parks. Parked, it is woken
+// by the first system call after every idle moment, and then polls at
+// 20 µs until the process is idle again: with 50 drives and 10 telemetry
+// readings a second that was a quarter of the agent's CPU. Unparked, it
+// sleeps 10 ms at a time. docs/decisions/0006-steady-sysmon.md.
+const steadySysmon = "schedtrace=2147483647"
+
+// reexecAgent re-executes `teleop agent …` with steadySysmon added to
+// GODEBUG (the runtime reads it only at start), keeping the PID, so a
+// service manager sees no difference. It returns, doing nothing, for any
+// other command, when GODEBUG already sets schedtrace, with
+// --steady-sysmon=false, or when the exec fails.
+func reexecAgent(args, env []string) {
+	if len(args) < 2 || args[1] != "agent" {
+		return
+	}
+	for _, a := range args[2:] {
+		if a == "--steady-sysmon=false" || a == "--check" || a == "--help" || a == "-h" {
+			return
+		}
+	}
+	godebug := ""
+	rest := env[:0:0]
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			godebug = v
+			continue
+		}
+		rest = append(rest, kv)
+	}
+	if strings.Contains(godebug, "schedtrace=") {
+		return
+	}
+	if godebug != "" {
+		godebug += ","
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	_ = syscall.Exec(exe, args, append(rest, "GODEBUG="+godebug+steadySysmon))
+}
