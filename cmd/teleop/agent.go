@@ -91,7 +91,11 @@ func runAgent(ctx context.Context, stderr io.Writer, c *agentConfig) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c.metrics != "" {
+		// Only when they are served: the Go collector's set-up alone
+		// costs the agent a few hundred KB.
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 	agent, err := bridge.NewAgent(cfg, &bridge.AgentOptions{Logger: logger, Registry: reg})
 	if err != nil {
 		return err
