@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/teleop/teleop/signaling/relay/relaybench"
 )
 
 // Bounds of a run: the bench floods its servers and must end.
@@ -246,7 +248,7 @@ func Run(ctx context.Context, o *Options) (*Result, error) {
 			}
 		}
 	}
-	res.Machine.LoadAfter = loadAvg()
+	res.Machine.LoadAfter = relaybench.LoadAvg()
 	res.ratios()
 	return res, nil
 }
@@ -313,7 +315,7 @@ func machine() Machine {
 	m := Machine{
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 		GoVersion: runtime.Version(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
-		LoadBefore:  loadAvg(),
+		LoadBefore:  relaybench.LoadAvg(),
 		ClientsNote: "all clients run in the bench process and share the CPUs with the server under test",
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
@@ -325,17 +327,4 @@ func machine() Machine {
 		}
 	}
 	return m
-}
-
-// loadAvg is the 1, 5 and 15 minute load averages.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

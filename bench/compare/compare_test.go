@@ -245,9 +245,9 @@ func TestWriteChart(t *testing.T) {
 
 func TestFormats(t *testing.T) {
 	for _, tc := range []struct{ got, want string }{
-		{thousands(0), "0"},
-		{thousands(999.6), "1,000"},
-		{thousands(1234567), "1,234,567"},
+		{Thousands(0), "0"},
+		{Thousands(999.6), "1,000"},
+		{Thousands(1234567), "1,234,567"},
 		{dur(61 * time.Microsecond), "61µs"},
 		{dur(2800 * time.Microsecond), "2.80ms"},
 		{dur(42900 * time.Microsecond), "42.9ms"},

@@ -61,7 +61,7 @@ func (r *Result) WriteText(w io.Writer) error {
 					if ok {
 						ratio = rt.DeliveredPerS[ti]
 					}
-					row = append(row, withRatio(thousands(p.Throughput[ti].DeliveredPerS), ratio, ok))
+					row = append(row, withRatio(Thousands(p.Throughput[ti].DeliveredPerS), ratio, ok))
 				} else {
 					row = append(row, "-")
 				}
@@ -135,8 +135,8 @@ func dur(d time.Duration) string {
 	}
 }
 
-// thousands formats v rounded, with commas.
-func thousands(v float64) string {
+// Thousands formats v rounded, with commas: 1234567 → "1,234,567".
+func Thousands(v float64) string {
 	s := strconv.FormatInt(int64(v+0.5), 10)
 	var b strings.Builder
 	for i, c := range s {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/teleop/teleop/bench/compare"
 	"github.com/teleop/teleop/signaling/relay/relaybench"
 )
 
@@ -90,7 +91,7 @@ func printClusterBench(w io.Writer, r *relaybench.ClusterResult, d time.Duration
 		if t.Receivers == 1 {
 			kind = "to one connection"
 		}
-		fmt.Fprintf(tw, "%s 1→%d /s\t%s\t%s\t×%.2f\n", kind, t.Receivers, thousands(t.Single.DeliveredPerS), thousands(t.Cross.DeliveredPerS), t.Ratio)
+		fmt.Fprintf(tw, "%s 1→%d /s\t%s\t%s\t×%.2f\n", kind, t.Receivers, compare.Thousands(t.Single.DeliveredPerS), compare.Thousands(t.Cross.DeliveredPerS), t.Ratio)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -109,17 +110,4 @@ func dur(d time.Duration) string {
 		return us(d)
 	}
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
-}
-
-// thousands prints v rounded, with thousands separators.
-func thousands(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

@@ -268,7 +268,7 @@ func RunCluster(ctx context.Context, o *ClusterOptions) (*ClusterResult, error) 
 		opts.NATS = ns.URL()
 	}
 	single, cross := Topology{}, Topology{NATS: opts.NATS, Nodes: opts.Nodes}
-	res.LoadBefore = loadAvg()
+	res.LoadBefore = LoadAvg()
 
 	lat := &res.Latency
 	var err error
@@ -297,7 +297,7 @@ func RunCluster(ctx context.Context, o *ClusterOptions) (*ClusterResult, error) 
 		tp.Ratio = ratio(tp.Cross.DeliveredPerS, tp.Single.DeliveredPerS)
 		res.Throughput = append(res.Throughput, tp)
 	}
-	res.LoadAfter = loadAvg()
+	res.LoadAfter = LoadAvg()
 	return res, nil
 }
 
@@ -308,8 +308,9 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-// loadAvg is the first three fields of /proc/loadavg, or "".
-func loadAvg() string {
+// LoadAvg is the 1, 5 and 15 minute load averages (the first three fields
+// of /proc/loadavg), or "".
+func LoadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return ""
