@@ -280,7 +280,7 @@ func (a *Agent) shutdown(sess *signaling.Session, cancelWork context.CancelFunc,
 // ---- the session ----
 
 func (a *Agent) newSession() *signaling.Session {
-	so := signaling.Options{Logger: a.baseLog, Clock: a.clk, TokenSource: a.tokenSource()}
+	so := signaling.Options{Logger: a.baseLog, Clock: a.clk, TokenSource: a.tokenSource(), Fallbacks: a.cfg.Session.FallbackServers}
 	if a.opts.Session != nil {
 		a.opts.Session(&so)
 	}

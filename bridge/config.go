@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -28,8 +29,11 @@ type Config struct {
 
 // Session says how the agent joins its signaling session.
 type Session struct {
-	Server    string `yaml:"server"`     // http(s) or ws(s) URL of the relay
-	SessionID string `yaml:"session_id"` // required when minting; else optional (the token names it)
+	Server string `yaml:"server"` // http(s) or ws(s) URL of the relay
+	// FallbackServers are the other nodes of a relay cluster, tried in
+	// order when Server cannot be reached (docs/cluster.md).
+	FallbackServers []string `yaml:"fallback_servers"`
+	SessionID       string   `yaml:"session_id"` // required when minting; else optional (the token names it)
 
 	// Credentials: exactly one of Token, TokenFile, or APIKey with APISecret.
 	Token     string `yaml:"token" secret:"true"`
@@ -248,11 +252,19 @@ var (
 // Validate checks the session settings on their own.
 func (s *Session) Validate() error {
 	var p problems
+	relayURL := func(raw string) bool {
+		u, err := url.Parse(raw)
+		return err == nil && u.Host != "" && slices.Contains([]string{"http", "https", "ws", "wss"}, u.Scheme)
+	}
 	if s.Server == "" {
 		p.add("server", "required")
-	} else if u, err := url.Parse(s.Server); err != nil || u.Host == "" ||
-		!slices.Contains([]string{"http", "https", "ws", "wss"}, u.Scheme) {
+	} else if !relayURL(s.Server) {
 		p.add("server", "want an http://, https://, ws:// or wss:// URL with a host, got %q", s.Server)
+	}
+	for i, f := range s.FallbackServers {
+		if !relayURL(f) {
+			p.add(fmt.Sprintf("fallback_servers[%d]", i), "want an http://, https://, ws:// or wss:// URL with a host, got %q", f)
+		}
 	}
 	if len(s.SessionID) > 256 || !printable(s.SessionID) {
 		p.add("session_id", "must be at most 256 printable characters")

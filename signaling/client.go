@@ -109,6 +109,13 @@ type Options struct {
 
 	// TLSClientConfig is used for https:// and wss:// relays.
 	TLSClientConfig *tls.Config
+
+	// Fallbacks are more relay URLs, the other nodes of a relay cluster
+	// (docs/cluster.md), tried in order after the one given to Connect
+	// when it cannot be reached: by Connect, and by every reconnect, which
+	// starts with the relay last connected to and moves to the next after
+	// each failed attempt. A connection resumes on any node of its cluster.
+	Fallbacks []string
 }
 
 func (o *Options) withDefaults() Options {
@@ -253,7 +260,8 @@ type Session struct {
 	ids     atomic.Uint64      // send and ping ids
 
 	// Set by Connect before any goroutine starts, then owned by run.
-	server    *url.URL
+	servers   []*url.URL // the URL given to Connect, then Options.Fallbacks
+	server    *url.URL   // the one in use: one of servers
 	token     string
 	resumeKey string
 	lastSeq   uint64 // highest seq handed to the event queue
@@ -361,10 +369,15 @@ func (s *Session) Connect(ctx context.Context, serverURL, token string) error {
 	}
 	s.mu.Unlock()
 
-	u, err := connectURL(serverURL)
-	if err != nil {
-		return err
+	servers := make([]*url.URL, 0, 1+len(s.o.Fallbacks))
+	for _, raw := range append([]string{serverURL}, s.o.Fallbacks...) {
+		u, err := connectURL(raw)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, u)
 	}
+	var err error
 	if token == "" && s.o.TokenSource != nil {
 		if token, err = s.o.TokenSource(ctx); err != nil {
 			return fmt.Errorf("get token: %w", err)
@@ -373,7 +386,16 @@ func (s *Session) Connect(ctx context.Context, serverURL, token string) error {
 	if token == "" {
 		return &Error{Code: CodeUnauthorized, Message: "no token"}
 	}
-	sk, err := s.dial(ctx, u, token, "", 0)
+	var sk *sconn
+	var u *url.URL
+	for _, u = range servers {
+		if sk, err = s.dial(ctx, u, token, "", 0); err == nil || permanent(err) || ctx.Err() != nil {
+			break
+		}
+		if len(servers) > 1 {
+			s.log.Info("relay unreachable; trying the next", "server", u.Redacted(), "err", err)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -385,7 +407,7 @@ func (s *Session) Connect(ctx context.Context, serverURL, token string) error {
 		sk.ws.Close()
 		return errors.New("signaling: session closed during Connect")
 	}
-	s.server, s.token = u, token
+	s.servers, s.server, s.token = servers, u, token
 	s.resumeKey, s.lastSeq = w.ResumeKey, w.Seq
 	s.sessionID, s.role = w.SessionID, w.Role
 	if w.Limits != nil {

@@ -623,6 +623,11 @@ func (s *Session) reconnect() (*sconn, error) {
 			s.token = token
 			return sk, nil
 		}
+		if len(s.servers) > 1 && !permanent(err) {
+			// The next node of the cluster for the next attempt.
+			i := slices.Index(s.servers, s.server)
+			s.server = s.servers[(i+1)%len(s.servers)]
+		}
 		if s.ctx.Err() != nil {
 			return nil, s.ctx.Err()
 		}

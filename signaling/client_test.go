@@ -3,6 +3,7 @@ package signaling_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,25 @@ func TestForceDisconnectEndsSession(t *testing.T) {
 	}
 	if d := nextOf[destroyed](mod); d.reason != signaling.ReasonForceDisconnected {
 		t.Fatalf("moderator saw %+v", d)
+	}
+}
+
+// Connect tries Options.Fallbacks in order when the first relay cannot be
+// reached.
+func TestConnectFallsBack(t *testing.T) {
+	checkGoroutines(t)
+	r := startRelay(t, nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() // nothing accepts there once closed
+	ln.Close()
+	c := dialToken(t, dead, mint(t, "fallback", "a", token.Publisher), &signaling.Options{Fallbacks: []string{r.URL}})
+	if c.ID() == "" {
+		t.Fatal("no connection")
+	}
+	if _, err := signaling.Dial(context.Background(), r.URL, "x", &signaling.Options{Fallbacks: []string{"ftp://nope"}}); err == nil {
+		t.Fatal("a malformed fallback was accepted")
 	}
 }

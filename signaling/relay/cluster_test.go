@@ -145,8 +145,15 @@ type cclient struct {
 func (tc *testCluster) client(sess, name string, prefer ...*node) *cclient {
 	tc.t.Helper()
 	l := &lb{prefer: prefer}
+	return tc.clientWith(sess, name, prefer[0], &signaling.Options{NetDialContext: l.dial})
+}
+
+// clientWith connects a recording client to n with options o.
+func (tc *testCluster) clientWith(sess, name string, n *node, o *signaling.Options) *cclient {
+	tc.t.Helper()
 	c := &cclient{name: name, byID: make(map[string]string)}
-	c.Session = signaling.NewSession(&signaling.Options{NetDialContext: l.dial, InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	o.InitialBackoff, o.MaxBackoff = 20*time.Millisecond, 100*time.Millisecond
+	c.Session = signaling.NewSession(o)
 	c.OnConnectionCreated(func(x signaling.Connection) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -178,7 +185,7 @@ func (tc *testCluster) client(sess, name string, prefer ...*node) *cclient {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.Connect(ctx, prefer[0].url(), tok); err != nil {
+	if err := c.Connect(ctx, n.url(), tok); err != nil {
 		tc.t.Fatalf("%s: connect: %v", name, err)
 	}
 	c.mu.Lock()
@@ -397,11 +404,12 @@ func TestClusterNodeDies(t *testing.T) {
 	tc := newCluster(t, 3)
 	n1, n2, n3 := tc.nodes[0], tc.nodes[1], tc.nodes[2]
 	const sess = "node-dies"
-	a := tc.client(sess, "a", n1, n2) // on n1; its load balancer knows n2 too
+	a := tc.client(sess, "a", n1, n2)                                                    // on n1; its load balancer knows n2 too
+	f := tc.clientWith(sess, "f", n1, &signaling.Options{Fallbacks: []string{n3.url()}}) // on n1; knows n3 itself
 	gone := tc.client(sess, "gone", n1)
 	b := tc.client(sess, "b", n2)
 	c := tc.client(sess, "c", n3)
-	for _, x := range []*cclient{a, gone, b, c} {
+	for _, x := range []*cclient{a, f, gone, b, c} {
 		eventuallyLong(t, x.name+" known everywhere", func() bool {
 			return knows(n1, sess, x) && knows(n2, sess, x) && knows(n3, sess, x)
 		})
@@ -433,6 +441,20 @@ func TestClusterNodeDies(t *testing.T) {
 	if a.ID() != aID {
 		t.Fatalf("a came back as %s, want its connection %s", a.ID(), aID)
 	}
+	// f moved to its fallback, n3, and kept its connection too.
+	eventuallyLong(t, "f resumed on n3", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.recs) == 1
+	})
+	if f.recs[0].Connection.ConnectionID != f.recs[0].Previous.ConnectionID || !f.recs[0].Resumed {
+		t.Fatalf("f's reconnect: %+v", f.recs[0])
+	}
+	if _, remote := n3.srv.KnowsForTest(sess, f.ID()); remote {
+		t.Fatal("f is not on n3")
+	}
+	f.send(t, signaling.Signal{Type: "from-f", To: b.ID()})
+	eventuallyLong(t, "b has f's signal", func() bool { return len(b.signals("f", "from-f")) == 1 })
 	a.mu.Lock()
 	recs := a.recs
 	a.mu.Unlock()
