@@ -78,6 +78,7 @@ type cluster struct {
 	ready     chan struct{} // closed once the first snapshot is loaded
 	applyMu   sync.Mutex    // serialises applying events and re-syncing
 	up        atomic.Bool   // connected to NATS
+	hbPaused  atomic.Bool   // tests: a node too slow to send its heartbeats
 	resyncing atomic.Bool
 
 	mu      sync.Mutex
@@ -605,10 +606,15 @@ func (cl *cluster) applyCreated(m *cmsg) *conn {
 // connection again (a node back after a partition) is alive.
 func (cl *cluster) heardOf(node string) {
 	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	if _, ok := cl.nodes[node]; !ok || cl.dead[node] {
+	_, known := cl.nodes[node]
+	wasDead := cl.dead[node]
+	if !known || wasDead {
 		delete(cl.dead, node)
 		cl.nodes[node] = time.Now()
+	}
+	cl.mu.Unlock()
+	if wasDead {
+		cl.stopOrphansOf(node)
 	}
 }
 
@@ -830,8 +836,37 @@ func (cl *cluster) onHeartbeat(msg *nats.Msg) {
 	cl.nodes[h.N] = time.Now()
 	cl.mu.Unlock()
 	if wasDead {
+		// Slow, not dead (a long pause, a congested link): its
+		// connections' grace periods are off.
 		cl.log.Info("cluster: node is back", "back", h.N)
+		cl.stopOrphansOf(h.N)
 	}
+}
+
+// stopOrphansOf cancels the grace periods of node's connections.
+func (cl *cluster) stopOrphansOf(node string) {
+	s := cl.s
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.mu.Lock()
+		for _, c := range sess.members {
+			if c.node == node {
+				c.stopOrphanLocked()
+			}
+		}
+		sess.mu.Unlock()
+	}
+}
+
+func (cl *cluster) isDead(node string) bool {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.dead[node]
 }
 
 // heartbeat says this node is alive and takes silent nodes for dead.
@@ -842,7 +877,9 @@ func (cl *cluster) heartbeat() {
 	defer t.Stop()
 	for {
 		if cl.up.Load() {
-			_ = cl.nc.Publish(cl.o.Prefix+".hb", b)
+			if !cl.hbPaused.Load() {
+				_ = cl.nc.Publish(cl.o.Prefix+".hb", b)
+			}
 			now := time.Now()
 			var dead []string
 			cl.mu.Lock()
@@ -922,6 +959,12 @@ func (cl *cluster) orphanExpired(c *conn, node string) {
 		if c.orphan != nil && c.node == node {
 			c.orphan = time.AfterFunc(cl.o.Heartbeat, func() { cl.orphanExpired(c, node) })
 		}
+	}
+	if !cl.isDead(node) {
+		c.sess.mu.Lock()
+		c.orphan = nil // its node came back
+		c.sess.mu.Unlock()
+		return
 	}
 	kv := cl.bucket()
 	if !cl.up.Load() || kv == nil {

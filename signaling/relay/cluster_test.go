@@ -615,3 +615,30 @@ func TestClusterSignalsRightAfterARemoteJoin(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterSlowNodeIsNotDead: a node silent for longer than the node
+// timeout but back within the grace period keeps its connections: the
+// others' grace periods for them stop when it is heard again.
+func TestClusterSlowNodeIsNotDead(t *testing.T) {
+	tc := newCluster(t, 2)
+	n1, n2 := tc.nodes[0], tc.nodes[1]
+	const sess = "slow"
+	x := tc.client(sess, "x", n1)
+	b := tc.client(sess, "b", n2)
+	eventuallyLong(t, "n2 knows x", func() bool { return knows(n2, sess, x) })
+
+	n1.srv.PauseHeartbeatsForTest(true)
+	eventuallyLong(t, "n2 takes n1 for dead", func() bool { return n2.srv.InGraceForTest(sess, x.ID()) })
+	n1.srv.PauseHeartbeatsForTest(false)
+	eventuallyLong(t, "n2 hears n1 again", func() bool { return !n2.srv.InGraceForTest(sess, x.ID()) })
+	if known, _ := n2.srv.KnowsForTest(sess, x.ID()); !known {
+		t.Fatal("n2 dropped x")
+	}
+	x.send(t, signaling.Signal{Type: "still", To: b.ID()})
+	eventuallyLong(t, "b hears x", func() bool { return len(b.signals("x", "still")) == 1 })
+	for _, e := range b.snapshot() {
+		if strings.HasPrefix(e, "destroyed") {
+			t.Fatalf("b saw %q", e)
+		}
+	}
+}

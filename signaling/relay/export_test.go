@@ -61,3 +61,20 @@ func (s *Server) KnowsForTest(sessionID, id string) (known, remote bool) {
 	c := sess.byID[id]
 	return c != nil, c != nil && c.node != ""
 }
+
+// PauseHeartbeatsForTest stops (or resumes) the node's heartbeats, as a
+// node too slow to send them would.
+func (s *Server) PauseHeartbeatsForTest(paused bool) { s.cl.hbPaused.Store(paused) }
+
+// InGraceForTest reports whether the relay runs a grace period for
+// connection id of another node (its node taken for dead).
+func (s *Server) InGraceForTest(sessionID, id string) bool {
+	sess := s.session(sessionID, false)
+	if sess == nil {
+		return false
+	}
+	sess.mu.RLock()
+	defer sess.mu.RUnlock()
+	c := sess.byID[id]
+	return c != nil && c.orphan != nil
+}
