@@ -123,7 +123,7 @@ func (s *Server) serveSignal(w http.ResponseWriter, r *http.Request) {
 		code, msg = s.signal(sess, nil, to, typ, data, 0)
 	} else if s.cl != nil {
 		// Not heard of here yet; another node may have it.
-		code, msg = s.cl.signalUnheard(sessionID, &cmsg{K: "s", Type: typ, Data: data, To: to})
+		code, msg = s.cl.signalUnheard(sessionID, clusterSignal(nil, to, typ, data, 0))
 	} else {
 		code, msg = signaling.CodeNotFound, fmt.Sprintf("session %s has no connections", sessionID)
 	}

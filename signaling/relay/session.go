@@ -504,29 +504,33 @@ func (s *Server) signal(sess *session, from *conn, to, typ, data string, queuedM
 	if to != "" && !validConnectionID(to) {
 		return signaling.CodeInvalid, "the to field is not a connection ID"
 	}
-	var fromID string
-	if from != nil {
-		fromID = from.id
-	}
-	m := &cmsg{K: "s", ID: fromID, Type: typ, Data: data, To: to, Queued: queuedMs}
-	code, msg, unknown := s.signalLocked(sess, from, m)
+	code, msg, unknown := s.signalLocked(sess, from, to, typ, data, queuedMs)
 	if unknown && s.cl != nil {
 		// A connection this node has not heard of yet may have joined
 		// another node a moment ago: the cluster's record decides.
-		return s.cl.signalUnheard(sess.id, m)
+		return s.cl.signalUnheard(sess.id, clusterSignal(from, to, typ, data, queuedMs))
 	}
 	return code, msg
+}
+
+// clusterSignal is the cluster event of a signal.
+func clusterSignal(from *conn, to, typ, data string, queuedMs int64) *cmsg {
+	m := &cmsg{K: "s", Type: typ, Data: data, To: to, Queued: queuedMs}
+	if from != nil {
+		m.ID = from.id
+	}
+	return m
 }
 
 // signalLocked delivers m to this node's receivers and, in a cluster,
 // publishes it for the others': every broadcast (a connection that joined
 // another node a moment ago is a receiver too), and a signal to another
 // node's connection. unknown reports a `to` this node does not know.
-func (s *Server) signalLocked(sess *session, from *conn, m *cmsg) (code int, msg string, unknown bool) {
+func (s *Server) signalLocked(sess *session, from *conn, to, typ, data string, queuedMs int64) (code int, msg string, unknown bool) {
 	sess.mu.RLock()
 	defer sess.mu.RUnlock()
 	if sess.dead {
-		return signaling.CodeNotFound, "the session has no connections", s.cl != nil && m.To == ""
+		return signaling.CodeNotFound, "the session has no connections", s.cl != nil && to == ""
 	}
 	if from != nil {
 		from.mu.Lock()
@@ -536,12 +540,12 @@ func (s *Server) signalLocked(sess *session, from *conn, m *cmsg) (code int, msg
 			return signaling.CodeNotConnected, "this connection has left the session", false
 		}
 	}
-	ev := newSignalEvent(m.Type, m.Data, from, m.To, s.clock.Now().UnixNano(), m.Queued)
-	publish := s.cl != nil && m.To == ""
-	if m.To != "" {
-		target := sess.byID[m.To]
+	ev := newSignalEvent(typ, data, from, to, s.clock.Now().UnixNano(), queuedMs)
+	publish := s.cl != nil && to == ""
+	if to != "" {
+		target := sess.byID[to]
 		if target == nil {
-			return signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", m.To), true
+			return signaling.CodeNotFound, fmt.Sprintf("connection %s is not in this session", to), true
 		}
 		s.deliver(target, ev)
 		publish = target.node != ""
@@ -551,7 +555,7 @@ func (s *Server) signalLocked(sess *session, from *conn, m *cmsg) (code int, msg
 		}
 	}
 	if publish {
-		s.cl.publish(sess.id, m)
+		s.cl.publish(sess.id, clusterSignal(from, to, typ, data, queuedMs))
 	}
 	return signaling.CodeOK, "", false
 }
