@@ -87,13 +87,16 @@ func newAgentDevice(a *Agent, cfg *Device) *agentDevice {
 	return d
 }
 
-// deviceConfig is the device layer's configuration for cfg.
-func deviceConfig(cfg *Device) devices.Config {
+// DevicesConfig is the device layer's configuration for cfg, as the agent
+// opens it (`teleop agent --check` opens devices the same way).
+func (cfg *Device) DevicesConfig() devices.Config {
 	dc := devices.Config{
-		Name:           cfg.Name,
-		Port:           cfg.PortSpec(),
-		Baud:           cfg.Baud,
-		CommandTimeout: cfg.ReplyTimeout.D(),
+		Name: cfg.Name,
+		Port: cfg.PortSpec(),
+		Baud: cfg.Baud,
+	}
+	if cfg.ReplyTimeout != nil {
+		dc.CommandTimeout = cfg.ReplyTimeout.D()
 	}
 	switch cfg.Protocol {
 	case ProtoRaw:
@@ -139,7 +142,7 @@ func deviceCommand(p Protocol, text string) devices.Command {
 // safety.stop_on_shutdown decides whether the device's Close, at the end
 // of Run, stops the robot.
 func (d *agentDevice) open(ctx context.Context) error {
-	dc := deviceConfig(d.cfg)
+	dc := d.cfg.DevicesConfig()
 	stop := d.a.cfg.Safety.StopOnShutdown == nil || *d.a.cfg.Safety.StopOnShutdown // unset: stop
 	dc.StopOnClose = &stop
 	opts := devices.Options{Logger: d.a.baseLog, Clock: d.a.clk}

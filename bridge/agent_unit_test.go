@@ -248,7 +248,7 @@ mappings:
 	if err != nil {
 		t.Fatal(err)
 	}
-	dc := deviceConfig(cfg.Device("base"))
+	dc := cfg.Device("base").DevicesConfig()
 	if dc.Name != "base" || dc.WatchdogMs != 250 || *dc.TelemetryHz != 5 || dc.Settings["max_lin"] != "0.5" ||
 		len(dc.Settings) != 1 || dc.CommandTimeout != 100*time.Millisecond || dc.Protocol != devices.ProtocolTeleop {
 		t.Errorf("teleop/1 device config %+v", dc)
@@ -256,7 +256,7 @@ mappings:
 	if err := dc.Validate(); err != nil {
 		t.Error(err)
 	}
-	rc := deviceConfig(cfg.Device("tank"))
+	rc := cfg.Device("tank").DevicesConfig()
 	if rc.Protocol != devices.ProtocolRaw || rc.Raw.Stop != "M 0 0" || rc.Raw.EStop != "M 0 0" || rc.Raw.OK != "^ok" || rc.Baud != 57600 {
 		t.Errorf("raw device config %+v", rc)
 	}

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,7 +71,7 @@ func runAgentCheck(ctx context.Context, cfg *bridge.Config, out io.Writer) error
 const checkDeviceWait = 10 * time.Second
 
 func checkDevice(ctx context.Context, d *bridge.Device, out io.Writer) error {
-	dc := checkDeviceConfig(d)
+	dc := d.DevicesConfig()
 	sel, err := devices.ParseSelector(dc.Port)
 	if err != nil {
 		return err
@@ -170,37 +169,6 @@ func checkDevice(ctx context.Context, d *bridge.Device, out io.Writer) error {
 		fmt.Fprintf(out, "device %s: state %s\n", d.Name, st)
 	}
 	return nil
-}
-
-// checkDeviceConfig is the device layer's configuration for d, as the
-// agent builds it (bridge's deviceConfig, which is not exported).
-func checkDeviceConfig(d *bridge.Device) devices.Config {
-	dc := devices.Config{Name: d.Name, Port: d.PortSpec(), Baud: d.Baud}
-	if d.ReplyTimeout != nil {
-		dc.CommandTimeout = d.ReplyTimeout.D()
-	}
-	if d.Protocol != bridge.ProtoTeleop1 {
-		dc.Protocol = devices.ProtocolRaw
-		dc.Raw = devices.RawConfig{OK: d.OKPattern, Error: d.ErrPattern, Stop: d.StopLine,
-			EStop: d.EstopLine, Clear: d.ClearLine, MaxLine: d.MaxLine}
-		return dc
-	}
-	dc.Protocol = devices.ProtocolTeleop
-	for _, s := range d.Settings {
-		switch s.Key {
-		case "wdog_ms":
-			dc.WatchdogMs, _ = strconv.Atoi(s.Value) // validated
-		case "tlm_hz":
-			hz, _ := strconv.Atoi(s.Value)
-			dc.TelemetryHz = &hz
-		default:
-			if dc.Settings == nil {
-				dc.Settings = map[string]string{}
-			}
-			dc.Settings[s.Key] = s.Value
-		}
-	}
-	return dc
 }
 
 // formatFields prints telemetry fields with st first, the rest as sent.
