@@ -184,7 +184,7 @@ func Run(ctx context.Context, o *Options) (*Result, error) {
 	}
 	if opts.IdleConns > 0 {
 		// The client and server ends of every idle connection, plus room.
-		if err := raiseFileLimit(uint64(opts.IdleConns + 1024)); err != nil {
+		if err := relaybench.RaiseFileLimit(uint64(opts.IdleConns + 1024)); err != nil {
 			return nil, err
 		}
 	}

@@ -522,7 +522,7 @@ func RunThroughputOn(ctx context.Context, t Topology, receivers int, d time.Dura
 // welcome, with no goroutine or buffer of their own, so nearly all of what
 // is counted is the relay's (plus one client net.Conn, a few hundred bytes).
 func RunIdleMemory(ctx context.Context, n int) (*Memory, error) {
-	if err := raiseFileLimit(uint64(2*n + 256)); err != nil {
+	if err := RaiseFileLimit(uint64(2*n + 256)); err != nil {
 		return nil, err
 	}
 	b, err := startRelay(relay.Options{PingTimeout: time.Hour, Grace: time.Hour})

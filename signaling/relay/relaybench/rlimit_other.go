@@ -2,4 +2,4 @@
 
 package relaybench
 
-func raiseFileLimit(uint64) error { return nil }
+func RaiseFileLimit(uint64) error { return nil }

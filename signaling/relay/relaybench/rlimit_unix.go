@@ -7,9 +7,9 @@ import (
 	"syscall"
 )
 
-// raiseFileLimit raises the soft limit of open files to at least n, up to
-// the hard limit.
-func raiseFileLimit(n uint64) error {
+// RaiseFileLimit raises the soft limit of open files to at least n, up to
+// the hard limit. Processes started afterwards inherit it.
+func RaiseFileLimit(n uint64) error {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return fmt.Errorf("get file limit: %w", err)
