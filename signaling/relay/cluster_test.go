@@ -235,6 +235,21 @@ func (c *cclient) send(t *testing.T, sig signaling.Signal) {
 	}
 }
 
+// knownEverywhere waits until every node has heard of every client.
+func (tc *testCluster) knownEverywhere(sess string, clients ...*cclient) {
+	tc.t.Helper()
+	for _, x := range clients {
+		eventuallyLong(tc.t, x.name+" known everywhere", func() bool {
+			for _, n := range tc.nodes {
+				if !knows(n, sess, x) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
 func knows(n *node, sess string, c *cclient) bool {
 	known, _ := n.srv.KnowsForTest(sess, c.ID())
 	return known
@@ -262,11 +277,7 @@ func TestClusterBehavesAsOneRelay(t *testing.T) {
 	}
 	a2 := tc.client(sess, "a2", n1)
 	everyone := []*cclient{a, b, c, a2}
-	for _, x := range everyone {
-		eventuallyLong(t, x.name+" known everywhere", func() bool {
-			return knows(n1, sess, x) && knows(n2, sess, x) && knows(n3, sess, x)
-		})
-	}
+	tc.knownEverywhere(sess, everyone...)
 
 	// Two senders on two nodes, 200 broadcasts each, at once.
 	const n = 200
@@ -409,11 +420,7 @@ func TestClusterNodeDies(t *testing.T) {
 	gone := tc.client(sess, "gone", n1)
 	b := tc.client(sess, "b", n2)
 	c := tc.client(sess, "c", n3)
-	for _, x := range []*cclient{a, f, gone, b, c} {
-		eventuallyLong(t, x.name+" known everywhere", func() bool {
-			return knows(n1, sess, x) && knows(n2, sess, x) && knows(n3, sess, x)
-		})
-	}
+	tc.knownEverywhere(sess, a, f, gone, b, c)
 	aID := a.ID()
 
 	// a and b stream to c; n1 dies in the middle of it.
