@@ -18,20 +18,35 @@ const steadySysmon = "schedtrace=2147483647"
 
 // reexecAgent re-executes `teleop agent …` with steadySysmon added to
 // GODEBUG (the runtime reads it only at start), keeping the PID, so a
-// service manager sees no difference. It returns, doing nothing, for any
-// other command, when GODEBUG already sets schedtrace, with
-// --steady-sysmon=false, or when the exec fails.
+// service manager sees no difference. It returns, doing nothing, when
+// agentEnv says no, or when the exec fails.
 func reexecAgent(args, env []string) {
-	if len(args) < 2 || args[1] != "agent" {
+	newEnv, ok := agentEnv(args, env)
+	if !ok {
 		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	_ = syscall.Exec(exe, args, newEnv)
+}
+
+// agentEnv is the environment to re-execute with: env with steadySysmon
+// added to GODEBUG. ok is false for any command but `teleop agent`, for
+// --check, --help and --steady-sysmon=false, and when GODEBUG already sets
+// schedtrace.
+func agentEnv(args, env []string) (_ []string, ok bool) {
+	if len(args) < 2 || args[1] != "agent" {
+		return nil, false
 	}
 	for _, a := range args[2:] {
 		if a == "--steady-sysmon=false" || a == "--check" || a == "--help" || a == "-h" {
-			return
+			return nil, false
 		}
 	}
 	godebug := ""
-	rest := env[:0:0]
+	rest := make([]string, 0, len(env)+1)
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
 			godebug = v
@@ -40,14 +55,10 @@ func reexecAgent(args, env []string) {
 		rest = append(rest, kv)
 	}
 	if strings.Contains(godebug, "schedtrace=") {
-		return
+		return nil, false
 	}
 	if godebug != "" {
 		godebug += ","
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return
-	}
-	_ = syscall.Exec(exe, args, append(rest, "GODEBUG="+godebug+steadySysmon))
+	return append(rest, "GODEBUG="+godebug+steadySysmon), true
 }

@@ -1,10 +1,11 @@
 package main
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
-// reexecAgent leaves every other command, and an agent already set up or
-// told not to, alone (it returns instead of exec'ing the test binary).
-func TestReexecAgentLeavesOthersAlone(t *testing.T) {
+func TestAgentEnv(t *testing.T) {
 	for _, args := range [][]string{
 		{"teleop"},
 		{"teleop", "server"},
@@ -12,7 +13,20 @@ func TestReexecAgentLeavesOthersAlone(t *testing.T) {
 		{"teleop", "agent", "--check", "--config", "x"},
 		{"teleop", "agent", "--help"},
 	} {
-		reexecAgent(args, []string{"PATH=/usr/bin"})
+		if env, ok := agentEnv(args, []string{"PATH=/usr/bin"}); ok {
+			t.Errorf("%q: re-executes with %q, want as is", args, env)
+		}
 	}
-	reexecAgent([]string{"teleop", "agent", "--config", "x"}, []string{"GODEBUG=schedtrace=1000"})
+	agent := []string{"teleop", "agent", "--config", "x"}
+	if env, ok := agentEnv(agent, []string{"GODEBUG=schedtrace=1000"}); ok {
+		t.Errorf("GODEBUG with schedtrace: re-executes with %q, want as is", env)
+	}
+	env, ok := agentEnv(agent, []string{"PATH=/usr/bin"})
+	if !ok || !slices.Equal(env, []string{"PATH=/usr/bin", "GODEBUG=" + steadySysmon}) {
+		t.Errorf("agent: %q %v", env, ok)
+	}
+	env, ok = agentEnv(agent, []string{"GODEBUG=madvdontneed=1", "HOME=/root"})
+	if !ok || !slices.Equal(env, []string{"HOME=/root", "GODEBUG=madvdontneed=1," + steadySysmon}) {
+		t.Errorf("agent with a GODEBUG: %q %v", env, ok)
+	}
 }
